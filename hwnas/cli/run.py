@@ -1,0 +1,227 @@
+"""Commands that run and inspect searches: search, resume, front, spaces, strategies."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hwnas.cli.app import app, user_errors
+
+
+@app.command()
+def search(
+    space: Annotated[str, typer.Option(help="Search space (see `hwnas spaces`).")] = "mobilenet",
+    strategy: Annotated[
+        str, typer.Option(help="Search strategy (see `hwnas strategies`).")
+    ] = "random",
+    objective: Annotated[
+        list[str] | None,
+        typer.Option("--objective", "-o", help="NAME, NAME:min or NAME:max; repeat for more."),
+    ] = None,
+    constraint: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--constraint", "-c", help="e.g. 'params<=1.5e6' or 'latency<=5ms'; repeatable."
+        ),
+    ] = None,
+    benchmark: Annotated[
+        Path | None,
+        typer.Option(help="Tabular benchmark (CSV, JSON or Parquet) to evaluate with."),
+    ] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="Dataset to train candidates on, e.g. digits.")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Where datasets are (or are downloaded to).")
+    ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(help="Target device profile for hardware metrics (see `hwnas devices`)."),
+    ] = None,
+    budget: Annotated[int | None, typer.Option(help="Number of evaluations.")] = None,
+    time_budget: Annotated[
+        str | None, typer.Option("--time", help="Wall-time budget, e.g. 90s, 10m, 1h.")
+    ] = None,
+    seed: Annotated[
+        int, typer.Option(help="Random seed; the same seed gives the same trials.")
+    ] = 0,
+    out: Annotated[Path | None, typer.Option(help="Run directory to create.")] = None,
+    space_option: Annotated[
+        list[str] | None,
+        typer.Option("--space-option", help="Space setting KEY=VALUE, e.g. width_mult=0.5."),
+    ] = None,
+    strategy_option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--strategy-option", help="Strategy setting KEY=VALUE, e.g. population_size=40."
+        ),
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Search for the Pareto front of the objectives and write it to the run directory.
+
+    Examples:
+
+    \b
+      hwnas search --space nb201 --benchmark nb201_cifar10_hw.csv \\
+          --objective acc_cifar10:max --objective lat_fpga_ms:min \\
+          --strategy nsga2 --budget 300 --seed 0 --out runs/nb201-fpga
+      hwnas search --device cpu --dataset digits --space mobilenet \\
+          --strategy random --budget 12 --out runs/quick
+    """
+    from hwnas.api import search as run_search
+    from hwnas.config import parse_duration
+    from hwnas.spaces import parse_options
+
+    with user_errors():
+        objectives = list(objective or _default_objectives(dataset, device))
+        out_dir = out or Path("runs") / f"{space}-{strategy}-{time.strftime('%Y%m%d-%H%M%S')}"
+        result = run_search(
+            space=space,
+            strategy=strategy,
+            objectives=objectives,
+            constraints=list(constraint or []),
+            benchmark=benchmark,
+            dataset=dataset,
+            data_dir=data_dir,
+            device=device,
+            budget=budget,
+            time_budget=parse_duration(time_budget) if time_budget else None,
+            seed=seed,
+            out=out_dir,
+            space_options=parse_options(space_option or []),
+            strategy_options=parse_options(strategy_option or []),
+            progress=progress and sys.stderr.isatty(),
+        )
+        _print_result(result)
+
+
+def _default_objectives(dataset: str | None, device: str | None) -> list[str]:
+    if dataset is None:
+        from hwnas.errors import ConfigError
+
+        raise ConfigError("give at least one --objective (a column of the benchmark table)")
+    return ["error", *(["latency"] if device else []), "params"]
+
+
+@app.command()
+def resume(
+    run_dir: Annotated[Path, typer.Argument(help="The run directory to continue.")],
+    budget: Annotated[int | None, typer.Option(help="Total number of evaluations.")] = None,
+    time_budget: Annotated[
+        str | None, typer.Option("--time", help="Wall-time budget for this session.")
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Continue a killed or finished run without repeating or losing completed trials.
+
+    Example: hwnas resume runs/nb201-fpga --budget 500
+    """
+    from hwnas.api import resume as run_resume
+    from hwnas.config import parse_duration
+
+    with user_errors():
+        result = run_resume(
+            run_dir,
+            budget=budget,
+            time_budget=parse_duration(time_budget) if time_budget else None,
+            progress=progress and sys.stderr.isatty(),
+        )
+        _print_result(result)
+
+
+@app.command()
+def front(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print front.json instead of a table.")
+    ] = False,
+) -> None:
+    """Compute a run's Pareto front, write front.csv and front.json, and print it.
+
+    Example: hwnas front runs/nb201-fpga
+    """
+    from hwnas.api import open_run
+
+    with user_errors():
+        result = open_run(run_dir, write=True)
+        if as_json:
+            typer.echo(json.dumps(result.front.to_json(), indent=2))
+        else:
+            _print_result(result)
+
+
+@app.command()
+def spaces() -> None:
+    """List the search spaces.
+
+    Example: hwnas spaces
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from hwnas.spaces import SPACES, make_space
+
+    table = Table("space", "architectures", "description")
+    for entry in SPACES.entries():
+        size = make_space(entry.name).size()
+        table.add_row(entry.name, f"{size:,}" if size else "unbounded", entry.summary)
+    Console().print(table)
+
+
+@app.command()
+def strategies() -> None:
+    """List the search strategies.
+
+    Example: hwnas strategies
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from hwnas.search import STRATEGIES
+
+    table = Table("strategy", "description")
+    for entry in STRATEGIES.entries():
+        table.add_row(entry.name, entry.summary)
+    Console().print(table)
+
+
+def _print_result(result) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    front = result.front
+    counts = front.counts
+    header = f"run {result.run_dir}: {counts['complete']} complete, {counts['failed']} failed"
+    if result.outcome is not None and result.outcome.stopped_by == "exhausted":
+        header += " (the strategy ran out of new architectures)"
+    console.print(header)
+    title = (
+        f"Pareto front: {len(front.members)} members, "
+        f"normalised hypervolume {front.hypervolume:.4f}"
+    )
+    table = Table(title=title)
+    table.add_column("trial", justify="right")
+    for o in front.objectives:
+        unit = front.units.get(o.metric, "")
+        table.add_column(
+            f"{o.metric} ({o.direction.value}{', ' + unit if unit else ''})", justify="right"
+        )
+    table.add_column("genotype", overflow="fold")
+    for t in front.members:
+        mark = "*" if front.knee is not None and t.number == front.knee.number else ""
+        table.add_row(
+            f"{t.number}{mark}",
+            *(f"{t.value(o.metric):.6g}" for o in front.objectives),
+            t.genotype.spec,
+        )
+    console.print(table)
+    console.print(
+        f"* knee point. Files: {result.run_dir / 'front.csv'}, {result.run_dir / 'front.json'}"
+    )

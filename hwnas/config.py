@@ -1,0 +1,124 @@
+"""A run's resolved settings: enough to reproduce it, saved as ``config.toml`` and in the store."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from hwnas.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run needs besides its store. Plain JSON-able values only."""
+
+    space: str
+    strategy: str
+    objectives: list[str]
+    constraints: list[str] = field(default_factory=list)
+    seed: int = 0
+    budget: int | None = None  # evaluations
+    time_budget: float | None = None  # seconds
+    space_options: dict[str, Any] = field(default_factory=dict)
+    strategy_options: dict[str, Any] = field(default_factory=dict)
+    benchmark: str | None = None  # absolute path of a table
+    dataset: str | None = None
+    data_dir: str | None = None
+    device: str | None = None  # target device profile (name or path)
+    training: dict[str, Any] = field(default_factory=dict)
+    profiling: dict[str, Any] = field(default_factory=dict)
+    executor: dict[str, Any] = field(default_factory=dict)
+    hwnas_version: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def replace(self, **changes: Any) -> RunConfig:
+        return RunConfig.from_dict({**self.to_dict(), **changes})
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(h|m|min|s)?")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from ``"90"``, ``"90s"``, ``"10m"``, ``"1h30m"``; ConfigError otherwise."""
+    cleaned = text.strip().lower().replace(" ", "")
+    pos, total = 0, 0.0
+    for match in _DURATION.finditer(cleaned):
+        if match.start() != pos:
+            break
+        value, unit = float(match.group(1)), match.group(2) or "s"
+        total += value * {"h": 3600.0, "m": 60.0, "min": 60.0, "s": 1.0}[unit]
+        pos = match.end()
+    if not cleaned or pos != len(cleaned) or total <= 0:
+        raise ConfigError(
+            f"cannot read duration '{text}'; write e.g. 90s, 10m or 1h30m (more than zero)"
+        )
+    return total
+
+
+# -- a minimal TOML writer for the config (the standard library only reads TOML) -----------
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _key(k: str) -> str:
+    return k if _BARE_KEY.match(k) else _string(k)
+
+
+def _string(s: str) -> str:
+    escaped = s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return repr(v)
+    if isinstance(v, str):
+        return _string(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    if isinstance(v, Mapping):
+        return "{" + ", ".join(f"{_key(k)} = {_value(x)}" for k, x in v.items()) + "}"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+
+def dumps_toml(data: Mapping[str, Any]) -> str:
+    """TOML text of ``data``: scalars first, then one table per mapping. None is omitted."""
+    lines: list[str] = []
+    tables: list[tuple[str, Mapping[str, Any]]] = []
+    for k, v in data.items():
+        if v is None:
+            continue
+        if isinstance(v, Mapping):
+            tables.append((k, v))
+        else:
+            lines.append(f"{_key(k)} = {_value(v)}")
+    for name, table in tables:
+        lines.append("")
+        lines.append(f"[{_key(name)}]")
+        lines.extend(f"{_key(k)} = {_value(v)}" for k, v in table.items() if v is not None)
+    return "\n".join(lines) + "\n"
+
+
+def loads_toml(text: str) -> dict[str, Any]:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    return tomllib.loads(text)

@@ -1,0 +1,1 @@
+"""Profilers: hardware cost of a network as Measurements with units."""

@@ -1,0 +1,136 @@
+"""A run's Pareto front: computed from trials, written as ``front.csv`` and ``front.json``."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hwnas.objectives.base import Constraint, Objective
+from hwnas.objectives.pareto import (
+    front_indices,
+    is_feasible,
+    knee_index,
+    normalised_hypervolume,
+    objective_matrix,
+)
+from hwnas.types import Trial, TrialState
+
+HV_REFERENCE = 1.1
+
+
+@dataclass(frozen=True)
+class Front:
+    """Non-dominated feasible trials, sorted by the first objective (best first).
+
+    ``hypervolume`` is normalised: each objective is scaled so that the best and worst values
+    among all feasible evaluated trials map to 0 and 1, with the reference point at 1.1.
+    """
+
+    objectives: list[Objective]
+    constraints: list[Constraint]
+    units: dict[str, str]
+    members: list[Trial]
+    knee: Trial | None
+    hypervolume: float
+    ideal: list[float]
+    nadir: list[float]
+    counts: dict[str, int]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "objectives": [
+                {
+                    "metric": o.metric,
+                    "direction": o.direction.value,
+                    "unit": self.units.get(o.metric, ""),
+                }
+                for o in self.objectives
+            ],
+            "constraints": [str(c) for c in self.constraints],
+            "hypervolume": {
+                "value": self.hypervolume,
+                "normalisation": "objectives scaled by the ideal and nadir of all feasible trials",
+                "ideal": self.ideal,
+                "nadir": self.nadir,
+                "reference": HV_REFERENCE,
+            },
+            "knee": self.knee.number if self.knee is not None else None,
+            "counts": self.counts,
+            "members": [
+                {
+                    "trial": t.number,
+                    "genotype": t.genotype.to_json(),
+                    "values": {o.metric: t.value(o.metric) for o in self.objectives},
+                    "measurements": {k: m.to_json() for k, m in t.measurements.items()},
+                    "parent": t.parent,
+                }
+                for t in self.members
+            ],
+        }
+
+
+def compute_front(
+    trials: Sequence[Trial],
+    objectives: Sequence[Objective],
+    constraints: Sequence[Constraint] = (),
+    units: Mapping[str, str] | None = None,
+) -> Front:
+    objectives, constraints = list(objectives), list(constraints)
+    indices = front_indices(trials, objectives, constraints)
+    members = sorted(
+        (trials[i] for i in indices),
+        key=lambda t: (objectives[0].sign * t.value(objectives[0].metric), t.number),
+    )
+    feasible = [t for t in trials if is_feasible(t, constraints)]
+    F_all = objective_matrix(feasible, objectives)
+    F_all = F_all[np.isfinite(F_all).all(axis=1)]
+    knee = None
+    hv = 0.0
+    ideal: list[float] = []
+    nadir: list[float] = []
+    if len(F_all):
+        lo, hi = F_all.min(axis=0), F_all.max(axis=0)
+        ideal = [o.sign * v for o, v in zip(objectives, lo)]
+        nadir = [o.sign * v for o, v in zip(objectives, hi)]
+        F_front = objective_matrix(members, objectives)
+        hv = normalised_hypervolume(F_front, lo, hi, HV_REFERENCE)
+        knee = members[knee_index(F_front)]
+    counts = {
+        "trials": len(trials),
+        "complete": sum(t.state is TrialState.COMPLETE for t in trials),
+        "failed": sum(t.state is TrialState.FAILED for t in trials),
+        "feasible": len(feasible),
+        "front": len(members),
+    }
+    return Front(
+        objectives, constraints, dict(units or {}), members, knee, hv, ideal, nadir, counts
+    )
+
+
+def write_front(run_dir: Path, front: Front) -> tuple[Path, Path]:
+    """Write ``front.csv`` (trial, genotype, one column per objective) and ``front.json``."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["trial", "genotype", *(o.metric for o in front.objectives)])
+    for t in front.members:
+        writer.writerow(
+            [t.number, t.genotype.spec, *(repr(t.value(o.metric)) for o in front.objectives)]
+        )
+    csv_path = _atomic_write(run_dir / "front.csv", buffer.getvalue())
+    json_path = _atomic_write(run_dir / "front.json", json.dumps(front.to_json(), indent=2) + "\n")
+    return csv_path, json_path
+
+
+def _atomic_write(path: Path, text: str) -> Path:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path

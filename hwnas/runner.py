@@ -1,0 +1,302 @@
+"""The budgeted ask -> evaluate -> tell loop, and the executors that run evaluations.
+
+As in pymoo's ``minimize``, the runner only wires a strategy, an evaluator, a store and a
+budget together. All state lives in the store, so :func:`run` is also how a killed run
+resumes: untold results are told, queued and running trials are evaluated again, and the
+loop continues from the strategy's saved state.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+import time
+import traceback
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from hwnas.errors import ConfigError
+from hwnas.evaluate import EvalContext, Evaluator
+from hwnas.objectives.base import Constraint, Objective
+from hwnas.objectives.pareto import is_feasible, nondominated_mask, normalised_hypervolume
+from hwnas.search.base import Strategy
+from hwnas.store import RunStore
+from hwnas.types import Trial, TrialState
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Stop after ``evaluations`` finished trials in total and/or ``seconds`` of this session."""
+
+    evaluations: int | None = None
+    seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.evaluations is not None and self.evaluations <= 0:
+            raise ConfigError(
+                f"budget must be a positive number of evaluations, not {self.evaluations}"
+            )
+        if self.seconds is not None and not self.seconds > 0:
+            raise ConfigError(f"time budget must be positive, not {self.seconds} s")
+        if self.evaluations is None and self.seconds is None:
+            raise ConfigError(
+                "give a budget: a number of evaluations (--budget) and/or a time (--time)"
+            )
+
+
+def evaluate_trial(evaluator: Evaluator, trial: Trial, ctx: EvalContext) -> Trial:
+    """Evaluate one trial; any exception makes it FAILED with the reason (the search goes on)."""
+    started = time.time()
+    try:
+        measurements = evaluator.evaluate(trial.candidate, ctx)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a failing candidate must not stop the search
+        reason = f"{type(exc).__name__}: {exc}".strip()
+        detail = traceback.format_exc(limit=-3)
+        return replace(
+            trial,
+            state=TrialState.FAILED,
+            error=f"{reason}\n{detail}",
+            started=started,
+            finished=time.time(),
+        )
+    return replace(
+        trial,
+        state=TrialState.COMPLETE,
+        measurements=measurements,
+        error=None,
+        started=started,
+        finished=time.time(),
+    )
+
+
+class Executor(abc.ABC):
+    """Runs evaluations; the driver alone talks to the store."""
+
+    #: Whether trials wait in the executor long enough that RUNNING is worth recording.
+    asynchronous: bool = False
+
+    @abc.abstractmethod
+    def has_room(self) -> bool: ...
+
+    @abc.abstractmethod
+    def submit(self, trial: Trial, ctx: EvalContext) -> None: ...
+
+    @abc.abstractmethod
+    def busy(self) -> int:
+        """Number of submitted trials not yet returned."""
+
+    @abc.abstractmethod
+    def wait(self) -> list[Trial]:
+        """Block until at least one submitted trial finishes; return the finished ones."""
+
+    def close(self) -> None:
+        return None
+
+
+class LocalExecutor(Executor):
+    """Evaluates in this process, one trial at a time."""
+
+    def __init__(self, evaluator: Evaluator) -> None:
+        self.evaluator = evaluator
+        self._queue: deque[tuple[Trial, EvalContext]] = deque()
+
+    def has_room(self) -> bool:
+        return not self._queue
+
+    def submit(self, trial: Trial, ctx: EvalContext) -> None:
+        self._queue.append((trial, ctx))
+
+    def busy(self) -> int:
+        return len(self._queue)
+
+    def wait(self) -> list[Trial]:
+        trial, ctx = self._queue.popleft()
+        return [evaluate_trial(self.evaluator, trial, ctx)]
+
+
+class FrontMonitor:
+    """Front size and normalised hypervolume of the run so far (for the progress bar)."""
+
+    def __init__(self, objectives: Sequence[Objective], constraints: Sequence[Constraint]) -> None:
+        self.objectives = list(objectives)
+        self.constraints = list(constraints)
+        self._rows: list[list[float]] = []
+        self.front_size = 0
+        self.hypervolume = 0.0
+        self._last = 0.0
+
+    def add(self, trial: Trial) -> None:
+        if is_feasible(trial, self.constraints):
+            row = [o.sign * trial.value(o.metric) for o in self.objectives]
+            if all(math.isfinite(v) for v in row):
+                self._rows.append(row)
+
+    def refresh(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self._rows or (not force and now - self._last < 0.25):
+            return
+        self._last = now
+        F = np.asarray(self._rows)
+        mask = nondominated_mask(F)
+        self.front_size = int(mask.sum())
+        self.hypervolume = normalised_hypervolume(F[mask], F.min(axis=0), F.max(axis=0))
+
+
+class _Progress:
+    """A rich progress bar on stderr (or nothing)."""
+
+    def __init__(self, enabled: bool, total: int | None, done: int) -> None:
+        self._progress = None
+        if not enabled:
+            return
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("[bold]search"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn(
+                "front {task.fields[front]}  HV {task.fields[hv]:.4f}  failed {task.fields[failed]}"
+            ),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
+        self._task = self._progress.add_task(
+            "search", total=total, completed=done, front=0, hv=0.0, failed=0
+        )
+
+    def __enter__(self) -> _Progress:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def update(self, done: int, monitor: FrontMonitor, failed: int) -> None:
+        if self._progress is not None:
+            self._progress.update(
+                self._task,
+                completed=done,
+                front=monitor.front_size,
+                hv=monitor.hypervolume,
+                failed=failed,
+            )
+
+
+@dataclass
+class RunOutcome:
+    evaluated: int  # trials finished in this session
+    stopped_by: str  # "budget", "time", "exhausted"
+
+
+def run(
+    *,
+    store: RunStore,
+    strategy: Strategy,
+    evaluator: Evaluator,
+    objectives: Sequence[Objective],
+    constraints: Sequence[Constraint],
+    budget: Budget,
+    executor: Executor | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> RunOutcome:
+    """Run (or resume) the search in ``store`` until the budget is spent."""
+    executor = executor or LocalExecutor(evaluator)
+    all_trials = store.trials()
+    strategy.known.update(t.genotype.key() for t in all_trials)
+    state = store.strategy_state()
+    if state is not None:
+        strategy.load_state_dict(state)
+    by_key = {t.genotype.key(): t for t in all_trials if t.state.finished}
+    untold = set(store.untold_finished())
+    if untold:
+        strategy.tell([t for t in all_trials if t.number in untold])
+        store.mark_told(sorted(untold), strategy.state_dict())
+    pending = deque(replace(t, state=TrialState.QUEUED) for t in all_trials if not t.state.finished)
+    done = sum(t.state.finished for t in all_trials)
+    failed = sum(t.state is TrialState.FAILED for t in all_trials)
+    monitor = FrontMonitor(objectives, constraints)
+    for t in all_trials:
+        monitor.add(t)
+    monitor.refresh(force=True)
+
+    start = time.monotonic()
+    evaluated = 0
+    idle_asks = 0
+    stopped_by = "budget"
+
+    def remaining() -> int:
+        if budget.evaluations is None:
+            return 1 << 30
+        return budget.evaluations - done - executor.busy() - len(pending)
+
+    def time_up() -> bool:
+        return budget.seconds is not None and time.monotonic() - start >= budget.seconds
+
+    with _Progress(progress, budget.evaluations, done) as bar:
+        while True:
+            while executor.has_room() and not time_up():
+                if not pending:
+                    want = min(strategy.batch_size, remaining())
+                    if want <= 0:
+                        break
+                    candidates = strategy.ask(want)
+                    fresh = []
+                    for c in candidates:
+                        key = c.genotype.key()
+                        if key in strategy.known:
+                            if key in by_key:  # a duplicate: tell the earlier result again
+                                strategy.tell([by_key[key]])
+                            continue
+                        strategy.known.add(key)
+                        fresh.append(c)
+                    if not fresh:
+                        if executor.busy():
+                            break  # the strategy may need those results first
+                        idle_asks += 1
+                        if idle_asks > 50:
+                            stopped_by = "exhausted"
+                            break
+                        continue
+                    idle_asks = 0
+                    pending.extend(store.add_candidates(fresh, strategy.state_dict()))
+                trial = pending.popleft()
+                ctx = EvalContext(run_dir=store.run_dir, trial=trial.number, seed=seed)
+                if executor.asynchronous:
+                    store.mark_running(trial.number, time.time())
+                executor.submit(trial, ctx)
+            if not executor.busy():
+                if time_up():
+                    stopped_by = "time"
+                break
+            finished = executor.wait()
+            strategy.tell(finished)
+            store.record(finished, strategy.state_dict())
+            for t in finished:
+                by_key[t.genotype.key()] = t
+                monitor.add(t)
+                failed += t.state is TrialState.FAILED
+            done += len(finished)
+            evaluated += len(finished)
+            monitor.refresh()
+            bar.update(done, monitor, failed)
+        monitor.refresh(force=True)
+        bar.update(done, monitor, failed)
+    executor.close()
+    return RunOutcome(evaluated=evaluated, stopped_by=stopped_by)

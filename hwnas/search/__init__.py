@@ -1,0 +1,52 @@
+"""Search strategies behind ask/tell, looked up by name in :data:`STRATEGIES`."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from hwnas.errors import ConfigError
+from hwnas.objectives.base import Constraint, Objective
+from hwnas.registry import Registry
+from hwnas.search.base import Strategy
+from hwnas.spaces.base import SearchSpace
+
+__all__ = ["STRATEGIES", "Strategy", "make_strategy"]
+
+STRATEGIES: Registry[type[Strategy]] = Registry("strategy")
+STRATEGIES.add("random", "hwnas.search.random:RandomSearch", "uniform random sampling (baseline)")
+STRATEGIES.add(
+    "nsga2", "hwnas.search.nsga2:NSGA2Search", "pymoo's NSGA-II with the space's operators"
+)
+
+
+def make_strategy(
+    name: str,
+    *,
+    space: SearchSpace,
+    objectives: Sequence[Objective],
+    constraints: Sequence[Constraint] = (),
+    seed: int = 0,
+    options: Mapping[str, Any] | None = None,
+) -> Strategy:
+    """Instantiate strategy ``name``; clear errors for unknown or bad options."""
+    cls = STRATEGIES.get(name)
+    options = dict(options or {})
+    params = inspect.signature(cls).parameters
+    reserved = {"space", "objectives", "constraints", "seed"}
+    allowed = [p for p in params if p not in reserved]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ConfigError(
+            f"strategy '{name}' has no option {', '.join(unknown)}; "
+            f"its options are: {', '.join(allowed) or 'none'}"
+        )
+    try:
+        strategy = cls(
+            space=space, objectives=objectives, constraints=constraints, seed=seed, **options
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"bad options for strategy '{name}': {exc}") from None
+    strategy.check_space()
+    return strategy

@@ -1,0 +1,87 @@
+"""The strategy protocol: ask for candidates, tell results, save and load state."""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from hwnas.objectives.base import Constraint, Objective
+from hwnas.spaces.base import SearchSpace
+from hwnas.types import Candidate, Genotype, Trial, TrialState
+
+
+class Strategy(abc.ABC):
+    """Proposes candidates (``ask``) and learns from evaluated trials (``tell``).
+
+    Strategies see trials and objective values only, never the store. The runner keeps
+    :attr:`known` (keys of every genotype already asked in this run) up to date, so a strategy
+    can avoid proposing duplicates; it is rebuilt from the store on resume and is not part of
+    :meth:`state_dict`.
+    """
+
+    name: ClassVar[str]
+    #: Candidates the runner asks for at once when the executor has room.
+    batch_size: ClassVar[int] = 1
+
+    def __init__(
+        self,
+        *,
+        space: SearchSpace,
+        objectives: Sequence[Objective],
+        constraints: Sequence[Constraint] = (),
+        seed: int = 0,
+    ) -> None:
+        self.space = space
+        self.objectives = list(objectives)
+        self.constraints = list(constraints)
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.known: set[str] = set()
+
+    def check_space(self) -> None:
+        """Raise ConfigError if this strategy cannot search ``self.space``."""
+
+    @abc.abstractmethod
+    def ask(self, n: int) -> list[Candidate]:
+        """Up to ``n`` new candidates; fewer (or none) when it must wait for results."""
+
+    @abc.abstractmethod
+    def tell(self, trials: Sequence[Trial]) -> None:
+        """Results of earlier candidates (COMPLETE or FAILED), in any grouping and order."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-able state; together with the constructor arguments it restores the strategy."""
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state["rng"]
+
+    # -- helpers for subclasses ------------------------------------------------------------
+    def objective_row(self, trial: Trial) -> np.ndarray:
+        """Sign-adjusted objectives (all minimised); +inf for failed or missing values."""
+        if trial.state is not TrialState.COMPLETE:
+            return np.full(len(self.objectives), np.inf)
+        row = np.array([o.sign * trial.value(o.metric) for o in self.objectives], dtype=float)
+        row[np.isnan(row)] = np.inf
+        return row
+
+    def violation(self, trial: Trial) -> float:
+        """Total constraint violation (0 when feasible, inf when failed)."""
+        if trial.state is not TrialState.COMPLETE:
+            return math.inf
+        return float(sum(c.violation(trial.value(c.metric)) for c in self.constraints))
+
+    def draw_new(
+        self, make: Callable[[], Genotype], tries: int = 200, avoid: set[str] | None = None
+    ) -> Genotype | None:
+        """Call ``make`` until it yields a genotype not yet known; None after ``tries``."""
+        avoid = self.known if avoid is None else avoid
+        for _ in range(tries):
+            genotype = make()
+            if genotype.key() not in avoid:
+                return genotype
+        return None

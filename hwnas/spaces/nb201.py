@@ -1,0 +1,163 @@
+"""NAS-Bench-201 cell space: 6 edges of a 4-node cell, 5 operations each (15,625 cells).
+
+The canonical form is the benchmark's architecture string, e.g.
+``|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|``,
+and :meth:`NB201Space.index_of` gives the benchmark's own ``arch_idx``. This module does not
+import torch; :meth:`NB201Space.build` imports the network module on first use.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+from collections.abc import Sequence
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from hwnas.errors import GenotypeError
+from hwnas.spaces.base import CategoricalSpace, LayerInfo
+from hwnas.types import Genotype
+
+if TYPE_CHECKING:
+    from torch import nn
+
+__all__ = ["EDGES", "OPS", "NB201Space"]
+
+#: Operation names, in the order used for encodings and for the base-5 index codes.
+OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+#: (to node, from node) of each edge, in arch-string order.
+EDGES: tuple[tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
+NUM_ARCHS = len(OPS) ** len(EDGES)  # 15,625
+
+_KERNEL = {"none": 0, "skip_connect": 0, "nor_conv_1x1": 1, "nor_conv_3x3": 3, "avg_pool_3x3": 3}
+_EXAMPLE = (
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+"
+    "|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+)
+_FORM = (
+    "expected the NAS-Bench-201 form '|op~0|+|op~0|op~1|+|op~0|op~1|op~2|' with op one of "
+    f"{', '.join(OPS)}, e.g. '{_EXAMPLE}'"
+)
+_ORDER_FILE = "nb201_order.u16.gz"
+
+
+@functools.lru_cache(maxsize=1)
+def _order() -> tuple[np.ndarray, np.ndarray]:
+    """(code of each benchmark index, benchmark index of each code), read once from package data.
+
+    The benchmark's order is not an enumeration of the codes, so it ships as a data file
+    (see ``hwnas/spaces/data/README.md``).
+    """
+    path = resources.files("hwnas.spaces") / "data" / _ORDER_FILE
+    codes = np.frombuffer(gzip.decompress(path.read_bytes()), dtype="<u2").astype(np.int64)
+    if codes.shape != (NUM_ARCHS,):
+        raise RuntimeError(f"corrupt package data {_ORDER_FILE}: {codes.shape[0]} entries")
+    index_of_code = np.empty(NUM_ARCHS, dtype=np.int64)
+    index_of_code[codes] = np.arange(NUM_ARCHS)
+    codes.flags.writeable = False
+    index_of_code.flags.writeable = False
+    return codes, index_of_code
+
+
+class NB201Space(CategoricalSpace):
+    """The NAS-Bench-201 search space and its network (``TinyNetwork`` of the benchmark).
+
+    ``channels`` is the width of the first stage (C, doubled at each of the two reductions);
+    ``cells_per_stage`` is the number of cells per stage (N). The benchmark uses C=16, N=5.
+    """
+
+    name = "nb201"
+    input_shape = (3, 32, 32)
+
+    def __init__(self, *, channels: int = 16, cells_per_stage: int = 5) -> None:
+        if int(channels) != channels or channels < 1:
+            raise ValueError(f"channels must be a positive integer, got {channels!r}")
+        if int(cells_per_stage) != cells_per_stage or cells_per_stage < 1:
+            raise ValueError(f"cells_per_stage must be a positive integer, got {cells_per_stage!r}")
+        self.channels = int(channels)
+        self.cells_per_stage = int(cells_per_stage)
+
+    def config(self) -> dict[str, Any]:
+        return {"channels": self.channels, "cells_per_stage": self.cells_per_stage}
+
+    # -- canonical form --------------------------------------------------------------------
+    def options(self) -> Sequence[Sequence[str]]:
+        return [OPS] * len(EDGES)
+
+    def to_spec(self, choices: Sequence[str]) -> str:
+        nodes: list[list[str]] = [[], [], []]
+        for (to, src), op in zip(EDGES, choices):
+            nodes[to - 1].append(f"{op}~{src}")
+        return "+".join("|" + "|".join(node) + "|" for node in nodes)
+
+    def from_spec(self, spec: str) -> list[str]:
+        text = spec.strip()
+        nodes = text.split("+")
+        if len(nodes) != 3:
+            raise GenotypeError(f"'{spec}' has {len(nodes)} nodes, not 3; {_FORM}")
+        choices: list[str] = []
+        for to, node in enumerate(nodes, start=1):
+            if len(node) < 2 or not (node.startswith("|") and node.endswith("|")):
+                raise GenotypeError(f"'{spec}': node {to} '{node}' is not enclosed in '|'; {_FORM}")
+            edges = node[1:-1].split("|")
+            if len(edges) != to:
+                raise GenotypeError(
+                    f"'{spec}': node {to} has {len(edges)} inputs, needs {to}; {_FORM}"
+                )
+            for src, edge in enumerate(edges):
+                op, sep, source = edge.partition("~")
+                if not sep or source != str(src):
+                    raise GenotypeError(
+                        f"'{spec}': edge '{edge}' of node {to} should read 'op~{src}'; {_FORM}"
+                    )
+                if op not in OPS:
+                    raise GenotypeError(f"'{spec}': unknown operation '{op}'; {_FORM}")
+                choices.append(op)
+        return choices
+
+    # -- benchmark index -------------------------------------------------------------------
+    def size(self) -> int:
+        return NUM_ARCHS
+
+    def index_of(self, genotype: Genotype) -> int:
+        """The NAS-Bench-201 ``arch_idx`` of ``genotype`` (0..15624)."""
+        self.validate(genotype)
+        code = 0
+        for digit in self.to_indices(genotype):
+            code = code * len(OPS) + int(digit)
+        return int(_order()[1][code])
+
+    def from_index(self, index: int) -> Genotype:
+        """The architecture whose NAS-Bench-201 ``arch_idx`` is ``index``."""
+        if int(index) != index or not 0 <= index < NUM_ARCHS:
+            raise GenotypeError(
+                f"NAS-Bench-201 index {index!r} is out of range; use 0..{NUM_ARCHS - 1}"
+            )
+        code = int(_order()[0][int(index)])
+        digits = [0] * len(EDGES)
+        for position in reversed(range(len(EDGES))):
+            code, digits[position] = divmod(code, len(OPS))
+        return self.from_indices(digits)
+
+    # -- layers and networks ---------------------------------------------------------------
+    def layers(self, genotype: Genotype) -> list[LayerInfo]:
+        """The six cell edges in arch-string order (width of the first stage)."""
+        self.validate(genotype)
+        return [
+            LayerInfo(op=op, kernel=_KERNEL[op], channels=self.channels, stride=1)
+            for op in self.choices(genotype)
+        ]
+
+    def build(self, genotype: Genotype, *, num_classes: int, in_channels: int = 3) -> nn.Module:
+        self.validate(genotype)
+        from hwnas.spaces._nb201_net import TinyNetwork
+
+        return TinyNetwork(
+            self.choices(genotype),
+            channels=self.channels,
+            cells_per_stage=self.cells_per_stage,
+            num_classes=num_classes,
+            in_channels=in_channels,
+        )

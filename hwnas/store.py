@@ -1,0 +1,352 @@
+"""RunStore: a run's trials, measurements and strategy state in SQLite (``hwnas.db``).
+
+Every trial is written when it completes. Asking (new queued trials + the strategy state
+after the ask) and telling (trials marked as told + the state after the tell) are single
+transactions, so a run killed at any moment resumes consistently: finished but untold trials
+are told again, queued and running ones are evaluated again, completed ones never repeat.
+
+An exclusive ``flock`` on ``hwnas.lock`` marks the run as in use; the kernel drops it when
+the process dies, so a killed run never stays locked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from hwnas.errors import RunError
+from hwnas.types import Candidate, Measurement, Trial, TrialState
+
+try:
+    import fcntl
+except ModuleNotFoundError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+DB_NAME = "hwnas.db"
+LOCK_NAME = "hwnas.lock"
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE trials (
+    number INTEGER PRIMARY KEY,
+    key TEXT NOT NULL,
+    space TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    state TEXT NOT NULL,
+    parent INTEGER,
+    candidate TEXT NOT NULL,
+    error TEXT,
+    asked REAL NOT NULL,
+    started REAL,
+    finished REAL,
+    told INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX trials_key ON trials (key);
+CREATE TABLE measurements (
+    trial INTEGER NOT NULL REFERENCES trials (number),
+    metric TEXT NOT NULL,
+    value REAL,
+    unit TEXT NOT NULL,
+    device TEXT,
+    stats TEXT,
+    env TEXT,
+    PRIMARY KEY (trial, metric)
+);
+CREATE TABLE strategy_state (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL,
+                             updated REAL NOT NULL);
+CREATE TABLE events (id INTEGER PRIMARY KEY, time REAL NOT NULL, kind TEXT NOT NULL,
+                     data TEXT NOT NULL);
+"""
+
+
+class RunStore:
+    """Open with :meth:`create` (new run) or :meth:`open` (existing run)."""
+
+    def __init__(self, run_dir: Path, connection: sqlite3.Connection, lock: Any) -> None:
+        self.run_dir = run_dir
+        self._db = connection
+        self._lock = lock
+
+    # -- opening ---------------------------------------------------------------------------
+    @classmethod
+    def create(cls, run_dir: str | Path, config: dict[str, Any]) -> RunStore:
+        run_dir = Path(run_dir)
+        if (run_dir / DB_NAME).exists():
+            raise RunError(
+                f"'{run_dir}' already holds a run; continue it with `hwnas resume {run_dir}` "
+                "or choose another --out"
+            )
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise RunError(f"'{run_dir}' exists and is not empty; choose another --out")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock = _acquire_lock(run_dir)
+        db = _connect(run_dir / DB_NAME)
+        with db:
+            db.executescript(_SCHEMA)
+            db.executemany(
+                "INSERT INTO meta VALUES (?, ?)",
+                [
+                    ("schema_version", str(SCHEMA_VERSION)),
+                    ("config", json.dumps(config)),
+                    ("created", repr(time.time())),
+                ],
+            )
+        return cls(run_dir, db, lock)
+
+    @classmethod
+    def open(cls, run_dir: str | Path, *, read_only: bool = False) -> RunStore:
+        run_dir = Path(run_dir)
+        path = run_dir / DB_NAME
+        if not path.is_file():
+            raise RunError(
+                f"'{run_dir}' is not a hwnas run (no {DB_NAME}); start one with `hwnas search`"
+            )
+        lock = None if read_only else _acquire_lock(run_dir)
+        try:
+            db = _connect(path)
+            version = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            if lock is not None:
+                lock.close()
+            raise RunError(
+                f"run database '{path}' is corrupt ({exc}); it cannot be opened"
+            ) from None
+        if version is None or int(version[0]) != SCHEMA_VERSION:
+            raise RunError(f"run database '{path}' has an unsupported schema version")
+        return cls(run_dir, db, lock)
+
+    def close(self) -> None:
+        self._db.close()
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- metadata and events ---------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        return json.loads(self.get_meta("config") or "{}")
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def log_event(self, kind: str, data: dict[str, Any]) -> None:
+        """Append a strategy or runner event (e.g. predictor quality per round)."""
+        with self._db:
+            self._db.execute(
+                "INSERT INTO events (time, kind, data) VALUES (?, ?, ?)",
+                (time.time(), kind, json.dumps(data)),
+            )
+
+    def events(self, kind: str | None = None) -> list[dict[str, Any]]:
+        query = "SELECT time, kind, data FROM events"
+        rows = (
+            self._db.execute(query + " WHERE kind = ? ORDER BY id", (kind,))
+            if kind
+            else self._db.execute(query + " ORDER BY id")
+        )
+        return [{"time": t, "kind": k, **json.loads(d)} for t, k, d in rows]
+
+    # -- the ask / evaluate / tell cycle ---------------------------------------------------
+    def add_candidates(
+        self, candidates: Sequence[Candidate], strategy_state: dict[str, Any]
+    ) -> list[Trial]:
+        """Queue ``candidates`` as new trials and save the strategy state, atomically."""
+        now = time.time()
+        with self._db:
+            start = self._db.execute("SELECT COALESCE(MAX(number), -1) + 1 FROM trials").fetchone()
+            trials = [
+                Trial(number=start[0] + i, candidate=c, state=TrialState.QUEUED)
+                for i, c in enumerate(candidates)
+            ]
+            self._db.executemany(
+                "INSERT INTO trials (number, key, space, spec, state, parent, candidate, asked)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        t.number,
+                        t.genotype.key(),
+                        t.genotype.space,
+                        t.genotype.spec,
+                        t.state.value,
+                        t.parent,
+                        json.dumps(t.candidate.to_json()),
+                        now,
+                    )
+                    for t in trials
+                ],
+            )
+            self._save_state(strategy_state, now)
+        return trials
+
+    def mark_running(self, number: int, started: float) -> None:
+        with self._db:
+            self._db.execute(
+                "UPDATE trials SET state = ?, started = ? WHERE number = ?",
+                (TrialState.RUNNING.value, started, number),
+            )
+
+    def finish(self, trial: Trial) -> None:
+        """Write a completed or failed trial and its measurements."""
+        with self._db:
+            self._write_finished(trial)
+
+    def _write_finished(self, trial: Trial) -> None:
+        if not trial.state.finished:
+            raise ValueError(f"trial {trial.number} is not finished")
+        self._db.execute(
+            "UPDATE trials SET state = ?, error = ?, started = ?, finished = ? WHERE number = ?",
+            (trial.state.value, trial.error, trial.started, trial.finished, trial.number),
+        )
+        self._db.execute("DELETE FROM measurements WHERE trial = ?", (trial.number,))
+        self._db.executemany(
+            "INSERT INTO measurements VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [_measurement_row(trial.number, m) for m in trial.measurements.values()],
+        )
+
+    def record(self, trials: Sequence[Trial], strategy_state: dict[str, Any]) -> None:
+        """Write finished trials and mark them told with the strategy's new state, atomically."""
+        with self._db:
+            for trial in trials:
+                self._write_finished(trial)
+            self._db.executemany(
+                "UPDATE trials SET told = 1 WHERE number = ?", [(t.number,) for t in trials]
+            )
+            self._save_state(strategy_state, time.time())
+
+    def mark_told(self, numbers: Iterable[int], strategy_state: dict[str, Any]) -> None:
+        now = time.time()
+        with self._db:
+            self._db.executemany(
+                "UPDATE trials SET told = 1 WHERE number = ?", [(n,) for n in numbers]
+            )
+            self._save_state(strategy_state, now)
+
+    def save_strategy_state(self, state: dict[str, Any]) -> None:
+        with self._db:
+            self._save_state(state, time.time())
+
+    def _save_state(self, state: dict[str, Any], now: float) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO strategy_state VALUES (1, ?, ?)", (json.dumps(state), now)
+        )
+
+    def strategy_state(self) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT state FROM strategy_state WHERE id = 1").fetchone()
+        return json.loads(row[0]) if row else None
+
+    # -- reading ---------------------------------------------------------------------------
+    def trials(self, states: Iterable[TrialState] | None = None) -> list[Trial]:
+        """All trials in number order (optionally only those in ``states``)."""
+        measurements: dict[int, dict[str, Measurement]] = {}
+        for row in self._db.execute("SELECT * FROM measurements"):
+            measurements.setdefault(row[0], {})[row[1]] = _measurement_from_row(row)
+        query = "SELECT number, state, candidate, error, started, finished FROM trials"
+        params: tuple[str, ...] = ()
+        if states is not None:
+            values = tuple(s.value for s in states)
+            query += f" WHERE state IN ({', '.join('?' * len(values))})"
+            params = values
+        return [
+            Trial(
+                number=number,
+                candidate=Candidate.from_json(json.loads(candidate)),
+                state=TrialState(state),
+                measurements=measurements.get(number, {}),
+                error=error,
+                started=started,
+                finished=finished,
+            )
+            for number, state, candidate, error, started, finished in self._db.execute(
+                query + " ORDER BY number", params
+            )
+        ]
+
+    def trial(self, number: int) -> Trial:
+        for trial in self.trials():
+            if trial.number == number:
+                return trial
+        raise RunError(f"run '{self.run_dir}' has no trial {number}")
+
+    def untold_finished(self) -> list[int]:
+        rows = self._db.execute(
+            "SELECT number FROM trials WHERE told = 0 AND state IN (?, ?) ORDER BY number",
+            (TrialState.COMPLETE.value, TrialState.FAILED.value),
+        )
+        return [r[0] for r in rows]
+
+    def known_keys(self) -> set[str]:
+        return {r[0] for r in self._db.execute("SELECT key FROM trials")}
+
+    def count(self, states: Iterable[TrialState]) -> int:
+        values = tuple(s.value for s in states)
+        row = self._db.execute(
+            f"SELECT COUNT(*) FROM trials WHERE state IN ({', '.join('?' * len(values))})", values
+        ).fetchone()
+        return int(row[0])
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level="DEFERRED", timeout=30.0)
+    # WAL + NORMAL: a commit survives a process crash (not a power cut) without an fsync each.
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")
+    db.execute("PRAGMA foreign_keys = ON")
+    return db
+
+
+def _acquire_lock(run_dir: Path) -> Any:
+    handle = open(run_dir / LOCK_NAME, "a+")  # noqa: SIM115 - held for the store's lifetime
+    if fcntl is not None:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise RunError(
+                f"run '{run_dir}' is in use by another hwnas process; wait for it to finish "
+                "or stop it first"
+            ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+def _measurement_row(trial: int, m: Measurement) -> tuple[Any, ...]:
+    return (
+        trial,
+        m.metric,
+        m.value,
+        m.unit,
+        m.device,
+        json.dumps(dict(m.stats)) if m.stats else None,
+        json.dumps(dict(m.env)) if m.env else None,
+    )
+
+
+def _measurement_from_row(row: Sequence[Any]) -> Measurement:
+    _, metric, value, unit, device, stats, env = row
+    return Measurement(
+        metric=metric,
+        value=float("nan") if value is None else float(value),
+        unit=unit,
+        device=device,
+        stats=json.loads(stats) if stats else {},
+        env=json.loads(env) if env else {},
+    )
