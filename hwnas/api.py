@@ -15,11 +15,11 @@ from hwnas.evaluate import Evaluator, available_units, build_providers, resolve_
 from hwnas.objectives.base import Constraint, Objective, parse_constraint, parse_objective
 from hwnas.results import Front, compute_front, write_front
 from hwnas.runner import Budget, Executor, RunOutcome, run
-from hwnas.search import make_strategy
-from hwnas.search.base import Strategy
 from hwnas.spaces import make_space
 from hwnas.spaces.base import SearchSpace
 from hwnas.store import RunStore
+from hwnas.strategies import make_strategy
+from hwnas.strategies.base import Strategy
 from hwnas.types import Trial
 
 

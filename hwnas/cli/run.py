@@ -183,7 +183,7 @@ def strategies() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from hwnas.search import STRATEGIES
+    from hwnas.strategies import STRATEGIES
 
     table = Table("strategy", "description")
     for entry in STRATEGIES.entries():
@@ -225,3 +225,38 @@ def _print_result(result) -> None:
     console.print(
         f"* knee point. Files: {result.run_dir / 'front.csv'}, {result.run_dir / 'front.json'}"
     )
+
+
+@app.command()
+def genotype(
+    architecture: Annotated[str, typer.Argument(help="SPACE:SPEC, e.g. macro:02012100.")],
+    space_option: Annotated[
+        list[str] | None, typer.Option("--space-option", help="Space setting KEY=VALUE.")
+    ] = None,
+) -> None:
+    """Check an architecture and print its canonical form, layers and cheap costs.
+
+    Example: hwnas genotype macro:02012100
+    """
+    from rich.console import Console
+
+    from hwnas.evaluate import CheapProfileProvider
+    from hwnas.spaces import make_space, parse_genotype, parse_options
+
+    with user_errors():
+        space_name, spec = parse_genotype(architecture)
+        space = make_space(space_name, parse_options(space_option or []))
+        g = space.parse(spec)
+        console = Console()
+        console.print(f"space      {g.space}\ncanonical  {g.spec}\nkey digest {g.digest()}")
+        try:
+            for i, layer in enumerate(space.layers(g)):
+                console.print(
+                    f"  layer {i:>2}: {layer.op:<14} kernel {layer.kernel} "
+                    f"expansion {layer.expansion:g} channels {layer.channels} "
+                    f"stride {layer.stride} groups {layer.groups}"
+                )
+        except NotImplementedError:
+            pass
+        for m in CheapProfileProvider(space, num_classes=10).profile(g).values():
+            console.print(f"{m.metric:<10} {m.value:,.0f} {m.unit}")

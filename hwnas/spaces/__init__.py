@@ -11,7 +11,15 @@ from hwnas.errors import ConfigError
 from hwnas.registry import Registry
 from hwnas.spaces.base import CategoricalSpace, LayerInfo, SearchSpace
 
-__all__ = ["SPACES", "CategoricalSpace", "LayerInfo", "SearchSpace", "make_space", "parse_options"]
+__all__ = [
+    "SPACES",
+    "CategoricalSpace",
+    "LayerInfo",
+    "SearchSpace",
+    "make_space",
+    "parse_genotype",
+    "parse_options",
+]
 
 SPACES: Registry[type[SearchSpace]] = Registry("space")
 SPACES.add("nb201", "hwnas.spaces.nb201:NB201Space", "NAS-Bench-201 cell space, 15,625 cells")
@@ -51,3 +59,14 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
             value = raw
         options[key.strip()] = value
     return options
+
+
+def parse_genotype(text: str) -> tuple[str, str]:
+    """``"macro:02012100"`` -> ``("macro", "02012100")``; ConfigError without a known space."""
+    name, sep, spec = text.partition(":")
+    if not sep or name not in SPACES:
+        raise ConfigError(
+            f"cannot read architecture '{text}'; write SPACE:SPEC with SPACE one of "
+            f"{', '.join(SPACES.names())}, e.g. macro:02012100"
+        )
+    return name, spec

@@ -9,15 +9,17 @@ from typing import Any
 from hwnas.errors import ConfigError
 from hwnas.objectives.base import Constraint, Objective
 from hwnas.registry import Registry
-from hwnas.search.base import Strategy
 from hwnas.spaces.base import SearchSpace
+from hwnas.strategies.base import Strategy
 
 __all__ = ["STRATEGIES", "Strategy", "make_strategy"]
 
 STRATEGIES: Registry[type[Strategy]] = Registry("strategy")
-STRATEGIES.add("random", "hwnas.search.random:RandomSearch", "uniform random sampling (baseline)")
 STRATEGIES.add(
-    "nsga2", "hwnas.search.nsga2:NSGA2Search", "pymoo's NSGA-II with the space's operators"
+    "random", "hwnas.strategies.random:RandomSearch", "uniform random sampling (baseline)"
+)
+STRATEGIES.add(
+    "nsga2", "hwnas.strategies.nsga2:NSGA2Search", "pymoo's NSGA-II with the space's operators"
 )
 
 

@@ -24,8 +24,8 @@ from pymoo.core.sampling import Sampling
 from pymoo.core.termination import NoTermination
 from pymoo.problems.static import StaticProblem
 
-from hwnas.search.base import Strategy
 from hwnas.spaces.base import SearchSpace
+from hwnas.strategies.base import Strategy
 from hwnas.types import Candidate, Trial
 
 # pymoo needs finite numbers: failed trials get this value and count as infeasible.

@@ -1,0 +1,5 @@
+"""``python -m hwnas.cli``."""
+
+from hwnas.cli import main
+
+main()
