@@ -76,6 +76,11 @@ class Session:
             seed=config.seed,
             options=config.strategy_options,
         )
+        _check_executor(config)
+        if config.post.get("export"):
+            from hwnas.selection import parse_selection
+
+            parse_selection(str(config.post["export"]))
         return cls(config, space, objectives, constraints, evaluator, strategy)
 
     def run(
@@ -95,7 +100,9 @@ class Session:
         trials = store.trials()
         front = compute_front(trials, self.objectives, self.constraints, self.evaluator.units())
         write_front(store.run_dir, front)
-        return SearchResult(store.run_dir, self.config, trials, front, outcome)
+        result = SearchResult(store.run_dir, self.config, trials, front, outcome)
+        _post_process(result, self.config)
+        return result
 
 
 def search(
@@ -117,6 +124,7 @@ def search(
     training: Mapping[str, Any] | None = None,
     profiling: Mapping[str, Any] | None = None,
     executor: Mapping[str, Any] | None = None,
+    post: Mapping[str, Any] | None = None,
     progress: bool = False,
 ) -> SearchResult:
     """Search ``space`` with ``strategy`` for the Pareto front of ``objectives``.
@@ -143,6 +151,7 @@ def search(
         training=dict(training or {}),
         profiling=dict(profiling or {}),
         executor=dict(executor or {}),
+        post=dict(post or {}),
         hwnas_version=__version__,
     )
     if config.benchmark is None and config.dataset is None:
@@ -218,11 +227,38 @@ def run_objectives(config: RunConfig) -> tuple[list[Objective], list[Constraint]
         return objectives, constraints, units
 
 
+EXECUTORS = ("local", "process", "ray")
+
+
+def _check_executor(config: RunConfig) -> None:
+    kind = config.executor.get("kind", "local")
+    if kind not in EXECUTORS:
+        raise ConfigError(f"unknown executor '{kind}'; choose one of: {', '.join(EXECUTORS)}")
+    workers = config.executor.get("workers")
+    if workers is not None and int(workers) < 1:
+        raise ConfigError(f"--workers must be at least 1, not {workers}")
+
+
 def _make_executor(config: RunConfig, session: Session) -> Executor | None:
+    """None means the runner's in-process LocalExecutor."""
     kind = config.executor.get("kind", "local")
     if kind == "local":
         return None
-    raise ConfigError(f"unknown executor '{kind}'; choose local")
+    from hwnas.executors import make_executor
+
+    return make_executor(config, session.space, session.evaluator)
+
+
+def _post_process(result: SearchResult, config: RunConfig) -> None:
+    """Exports and plots asked for with the search (``--export``, ``--plot``)."""
+    if config.post.get("export"):
+        from hwnas.export import export_run
+
+        export_run(result.run_dir, select=str(config.post["export"]))
+    if config.post.get("plot"):
+        from hwnas.plot import plot_runs
+
+        plot_runs([result.run_dir])
 
 
 def _check_new_run_dir(out_dir: Path) -> None:

@@ -31,6 +31,7 @@ class RunConfig:
     training: dict[str, Any] = field(default_factory=dict)
     profiling: dict[str, Any] = field(default_factory=dict)
     executor: dict[str, Any] = field(default_factory=dict)
+    post: dict[str, Any] = field(default_factory=dict)  # export / plot at the end
     hwnas_version: str = ""
 
     def to_dict(self) -> dict[str, Any]:

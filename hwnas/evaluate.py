@@ -44,6 +44,9 @@ class MetricProvider(abc.ABC):
 
     #: True when the metrics need no training (LEMONADE's cheap objectives).
     cheap: bool = True
+    #: The hardware this provider occupies while it works ("cpu", "cuda:0" ...), or None.
+    #: Executors use it so that latency is never measured on a device that is training.
+    resource: str | None = None
 
     @abc.abstractmethod
     def units(self) -> Mapping[str, str]:
@@ -215,32 +218,34 @@ def resolve_objectives(
 
 
 def build_providers(config: RunConfig, space: SearchSpace) -> list[MetricProvider]:
-    """The metric providers a run's config asks for, in priority order."""
+    """The metric providers a run's config asks for, in priority order.
+
+    Table columns win; then training (error, accuracy, train_time), which also fixes the
+    number of classes and the input shape for the profilers; then the target device
+    (latency, memory, energy ...); the cheap profilers (params, macs, size) come last.
+    """
     providers: list[MetricProvider] = []
-    num_classes = 10
+    num_classes, input_shape = 10, tuple(space.input_shape)
     if config.benchmark:
         from hwnas.benchmarks import TabularBenchmark
 
         providers.append(TableProvider(TabularBenchmark(path=config.benchmark, space=space)))
-    providers.extend(_extra_providers(config, space))
-    for provider in providers:
-        num_classes = getattr(provider, "num_classes", num_classes)
-    input_shape = config.profiling.get("input_shape") or space.input_shape
-    providers.append(CheapProfileProvider(space, num_classes=num_classes, input_shape=input_shape))
-    return providers
-
-
-def _extra_providers(config: RunConfig, space: SearchSpace) -> list[MetricProvider]:
-    """Training and device providers (added by the training and profiler modules)."""
-    providers: list[MetricProvider] = []
     if config.dataset:
         from hwnas.training.provider import TrainingProvider
 
-        providers.append(TrainingProvider.from_config(config, space))
+        training = TrainingProvider.from_config(config, space)
+        providers.append(training)
+        num_classes, input_shape = training.num_classes, tuple(training.input_shape)
+    input_shape = tuple(config.profiling.get("input_shape") or input_shape)
     if config.device:
         from hwnas.profilers.provider import DeviceProvider
 
-        providers.append(DeviceProvider.from_config(config, space))
+        providers.append(
+            DeviceProvider.from_config(
+                config, space, num_classes=num_classes, input_shape=input_shape
+            )
+        )
+    providers.append(CheapProfileProvider(space, num_classes=num_classes, input_shape=input_shape))
     return providers
 
 

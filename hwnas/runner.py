@@ -219,11 +219,11 @@ def run(
     """Run (or resume) the search in ``store`` until the budget is spent."""
     executor = executor or LocalExecutor(evaluator)
     all_trials = store.trials()
-    strategy.known.update(t.genotype.key() for t in all_trials)
+    strategy.known.update(t.candidate.key() for t in all_trials)
     state = store.strategy_state()
     if state is not None:
         strategy.load_state_dict(state)
-    by_key = {t.genotype.key(): t for t in all_trials if t.state.finished}
+    by_key = {t.candidate.key(): t for t in all_trials if t.state.finished}
     untold = set(store.untold_finished())
     if untold:
         strategy.tell([t for t in all_trials if t.number in untold])
@@ -259,7 +259,7 @@ def run(
                     candidates = strategy.ask(want)
                     fresh = []
                     for c in candidates:
-                        key = c.genotype.key()
+                        key = c.key()
                         if key in strategy.known:
                             if key in by_key:  # a duplicate: tell the earlier result again
                                 strategy.tell([by_key[key]])
@@ -289,7 +289,7 @@ def run(
             strategy.tell(finished)
             store.record(finished, strategy.state_dict())
             for t in finished:
-                by_key[t.genotype.key()] = t
+                by_key[t.candidate.key()] = t
                 monitor.add(t)
                 failed += t.state is TrialState.FAILED
             done += len(finished)

@@ -180,7 +180,7 @@ class RunStore:
                 [
                     (
                         t.number,
-                        t.genotype.key(),
+                        t.candidate.key(),
                         t.genotype.space,
                         t.genotype.spec,
                         t.state.value,
@@ -291,6 +291,7 @@ class RunStore:
         return [r[0] for r in rows]
 
     def known_keys(self) -> set[str]:
+        """Candidate keys (genotype, and fidelity when set) of every trial."""
         return {r[0] for r in self._db.execute("SELECT key FROM trials")}
 
     def count(self, states: Iterable[TrialState]) -> int:

@@ -102,6 +102,11 @@ class Candidate:
     fidelity: float | None = None
     info: Mapping[str, Any] = field(default_factory=dict)
 
+    def key(self) -> str:
+        """Identity for deduplication: the genotype, and the fidelity when one is set."""
+        base = self.genotype.key()
+        return base if self.fidelity is None else f"{base}@{self.fidelity:g}"
+
     def to_json(self) -> dict[str, Any]:
         return {
             "genotype": self.genotype.to_json(),

@@ -3,7 +3,9 @@
 Each module registers its commands on :data:`app`; importing this package registers them all.
 """
 
-from hwnas.cli import run as _run  # noqa: F401 - registers search, resume, front, spaces ...
+from hwnas.cli import devices as _devices  # noqa: F401 - devices, profile
+from hwnas.cli import outputs as _outputs  # noqa: F401 - export, plot, report, lineage
+from hwnas.cli import run as _run  # noqa: F401 - search, resume, front, spaces, strategies
 from hwnas.cli.app import app
 
 __all__ = ["app", "main"]

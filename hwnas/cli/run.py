@@ -12,56 +12,77 @@ import typer
 
 from hwnas.cli.app import app, user_errors
 
+Opt = typer.Option
+
 
 @app.command()
 def search(
-    space: Annotated[str, typer.Option(help="Search space (see `hwnas spaces`).")] = "mobilenet",
-    strategy: Annotated[
-        str, typer.Option(help="Search strategy (see `hwnas strategies`).")
-    ] = "random",
+    space: Annotated[str, Opt(help="Search space (see `hwnas spaces`).")] = "mobilenet",
+    strategy: Annotated[str, Opt(help="Search strategy (see `hwnas strategies`).")] = "random",
     objective: Annotated[
-        list[str] | None,
-        typer.Option("--objective", "-o", help="NAME, NAME:min or NAME:max; repeat for more."),
+        list[str] | None, Opt("--objective", "-o", help="NAME, NAME:min or NAME:max; repeatable.")
     ] = None,
     constraint: Annotated[
         list[str] | None,
-        typer.Option(
-            "--constraint", "-c", help="e.g. 'params<=1.5e6' or 'latency<=5ms'; repeatable."
-        ),
+        Opt("--constraint", "-c", help="e.g. 'params<=1.5e6' or 'latency<=5ms'; repeatable."),
     ] = None,
     benchmark: Annotated[
-        Path | None,
-        typer.Option(help="Tabular benchmark (CSV, JSON or Parquet) to evaluate with."),
+        Path | None, Opt(help="Tabular benchmark (CSV, JSON or Parquet) to evaluate with.")
     ] = None,
     dataset: Annotated[
-        str | None, typer.Option(help="Dataset to train candidates on, e.g. digits.")
+        str | None, Opt(help="Dataset to train on: digits, cifar10, mnist, imagefolder:PATH ...")
     ] = None,
-    data_dir: Annotated[
-        Path | None, typer.Option(help="Where datasets are (or are downloaded to).")
-    ] = None,
+    data_dir: Annotated[Path | None, Opt(help="Where datasets are or are downloaded to.")] = None,
     device: Annotated[
-        str | None,
-        typer.Option(help="Target device profile for hardware metrics (see `hwnas devices`)."),
+        str | None, Opt(help="Target device profile for hardware metrics (see `hwnas devices`).")
     ] = None,
-    budget: Annotated[int | None, typer.Option(help="Number of evaluations.")] = None,
+    budget: Annotated[int | None, Opt(help="Number of evaluations.")] = None,
     time_budget: Annotated[
-        str | None, typer.Option("--time", help="Wall-time budget, e.g. 90s, 10m, 1h.")
+        str | None, Opt("--time", help="Wall-time budget, e.g. 90s, 10m, 1h.")
     ] = None,
-    seed: Annotated[
-        int, typer.Option(help="Random seed; the same seed gives the same trials.")
-    ] = 0,
-    out: Annotated[Path | None, typer.Option(help="Run directory to create.")] = None,
+    seed: Annotated[int, Opt(help="Random seed; the same seed gives the same trials.")] = 0,
+    out: Annotated[Path | None, Opt(help="Run directory to create.")] = None,
     space_option: Annotated[
-        list[str] | None,
-        typer.Option("--space-option", help="Space setting KEY=VALUE, e.g. width_mult=0.5."),
+        list[str] | None, Opt("--space-option", help="Space setting KEY=VALUE (width_mult=0.5).")
     ] = None,
     strategy_option: Annotated[
         list[str] | None,
-        typer.Option(
-            "--strategy-option", help="Strategy setting KEY=VALUE, e.g. population_size=40."
-        ),
+        Opt("--strategy-option", help="Strategy setting KEY=VALUE (population_size=40)."),
     ] = None,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    # -- training ------------------------------------------------------------------------
+    epochs: Annotated[float | None, Opt(help="Training epochs per candidate.")] = None,
+    batch_size: Annotated[int | None, Opt(help="Training batch size.")] = None,
+    data_fraction: Annotated[
+        float | None, Opt(help="Fraction of the training split used for proxy training.")
+    ] = None,
+    optimizer: Annotated[str | None, Opt(help="sgd or adamw.")] = None,
+    lr: Annotated[float | None, Opt(help="Peak learning rate (cosine schedule).")] = None,
+    weight_decay: Annotated[float | None, Opt(help="Weight decay.")] = None,
+    label_smoothing: Annotated[float | None, Opt(help="Label smoothing.")] = None,
+    train_device: Annotated[
+        str | None, Opt(help="Where candidates train: auto (CUDA when present), cpu or cuda.")
+    ] = None,
+    fidelity: Annotated[
+        str | None, Opt(help="Multi-fidelity: none (default) or sh (successive halving).")
+    ] = None,
+    train_option: Annotated[
+        list[str] | None, Opt("--train-option", help="Other training setting KEY=VALUE.")
+    ] = None,
+    # -- hardware cost -------------------------------------------------------------------
+    latency: Annotated[
+        str | None, Opt(help="How latency is obtained: measured (default), lut or predictor.")
+    ] = None,
+    # -- execution and outputs -----------------------------------------------------------
+    executor: Annotated[str | None, Opt(help="local (default), process or ray.")] = None,
+    workers: Annotated[int | None, Opt(help="Parallel evaluations (process and ray).")] = None,
+    ray_address: Annotated[
+        str | None, Opt(help="Ray cluster address (e.g. auto); implies --executor ray.")
+    ] = None,
+    export: Annotated[
+        str | None, Opt(help="Export at the end: knee, front, best:METRIC or trial:N.")
+    ] = None,
+    plot: Annotated[bool, Opt(help="Write plots at the end.")] = False,
+    progress: Annotated[bool, Opt(help="Show a progress bar.")] = True,
 ) -> None:
     """Search for the Pareto front of the objectives and write it to the run directory.
 
@@ -79,6 +100,20 @@ def search(
     from hwnas.spaces import parse_options
 
     with user_errors():
+        training = _given(
+            epochs=epochs,
+            batch_size=batch_size,
+            data_fraction=data_fraction,
+            optimizer=optimizer,
+            lr=lr,
+            weight_decay=weight_decay,
+            label_smoothing=label_smoothing,
+            train_device=train_device,
+            fidelity=fidelity,
+        )
+        training.update(parse_options(train_option or []))
+        if ray_address is not None and executor is None:
+            executor = "ray"
         objectives = list(objective or _default_objectives(dataset, device))
         out_dir = out or Path("runs") / f"{space}-{strategy}-{time.strftime('%Y%m%d-%H%M%S')}"
         result = run_search(
@@ -96,9 +131,18 @@ def search(
             out=out_dir,
             space_options=parse_options(space_option or []),
             strategy_options=parse_options(strategy_option or []),
+            training=training,
+            profiling=_given(latency=latency),
+            executor=_given(kind=executor, workers=workers, ray_address=ray_address),
+            post=_given(export=export, plot=plot or None),
             progress=progress and sys.stderr.isatty(),
         )
         _print_result(result)
+
+
+def _given(**values: object) -> dict[str, object]:
+    """Only the settings the user gave, so that library defaults apply to the rest."""
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def _default_objectives(dataset: str | None, device: str | None) -> list[str]:

@@ -18,9 +18,10 @@ class Strategy(abc.ABC):
     """Proposes candidates (``ask``) and learns from evaluated trials (``tell``).
 
     Strategies see trials and objective values only, never the store. The runner keeps
-    :attr:`known` (keys of every genotype already asked in this run) up to date, so a strategy
-    can avoid proposing duplicates; it is rebuilt from the store on resume and is not part of
-    :meth:`state_dict`.
+    :attr:`known` (the :meth:`Candidate.key` of everything already asked in this run: the
+    genotype key, plus ``@fidelity`` when a fidelity is set) up to date, so a strategy can avoid
+    proposing duplicates; it is rebuilt from the store on resume, updated in place (strategies
+    may hold a reference to it) and is not part of :meth:`state_dict`.
     """
 
     name: ClassVar[str]
