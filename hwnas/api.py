@@ -76,6 +76,7 @@ class Session:
             seed=config.seed,
             options=config.strategy_options,
         )
+        strategy = _with_fidelity(strategy, config)
         _check_executor(config)
         if config.post.get("export"):
             from hwnas.selection import parse_selection
@@ -225,6 +226,23 @@ def run_objectives(config: RunConfig) -> tuple[list[Objective], list[Constraint]
         return (*resolve_objectives(objectives, constraints, units), units)
     except ConfigError:
         return objectives, constraints, units
+
+
+FIDELITIES = ("none", "sh")
+
+
+def _with_fidelity(strategy: Strategy, config: RunConfig) -> Strategy:
+    """``--fidelity sh`` wraps the strategy in successive halving over training epochs."""
+    fidelity = str(config.training.get("fidelity", "none"))
+    if fidelity not in FIDELITIES:
+        raise ConfigError(f"unknown fidelity '{fidelity}'; choose one of: {', '.join(FIDELITIES)}")
+    if fidelity == "none":
+        return strategy
+    if not config.dataset:
+        raise ConfigError("--fidelity sh needs training (--dataset); a table has one fidelity")
+    from hwnas.strategies.successive_halving import SuccessiveHalving
+
+    return SuccessiveHalving.wrap(strategy, config)
 
 
 EXECUTORS = ("local", "process", "ray")
