@@ -95,6 +95,27 @@ class Scorer:
         return [self._hv(F[:n]) / self.true_hv for n in CHECKPOINTS if n <= len(F)]
 
 
+# Predictor quality (Kendall tau, accuracy / resource) logged by strategies that predict:
+# (problem, strategy) -> one [tau_acc@100, tau_res@100, tau_acc@300, tau_res@300] per seed.
+TAUS: dict[tuple[str, str], list[list[float]]] = {}
+
+
+def _record_taus(problem: Problem, strategy: str, run_dir: Path) -> None:
+    from hwnas.store import RunStore
+
+    with RunStore.open(run_dir, read_only=True) as store:
+        events = store.events("predictor_quality")
+    if not events:
+        return
+
+    def last(n: int, key: str) -> float:
+        values = [e[key] for e in events if e["evaluations"] <= n and e.get(key) is not None]
+        return values[-1] if values else float("nan")
+
+    row = [last(n, f"kendall_tau_{r}") for n in CHECKPOINTS[:2] for r in ("accuracy", "resource")]
+    TAUS.setdefault((problem.name, strategy), []).append(row)
+
+
 def run_hwnas(problem: Problem, strategy: str, seed: int, budget: int, workdir: Path) -> list[str]:
     result = hwnas.search(
         space=problem.space,
@@ -105,6 +126,7 @@ def run_hwnas(problem: Problem, strategy: str, seed: int, budget: int, workdir: 
         seed=seed,
         out=workdir / f"{problem.name}-{strategy}-{seed}",
     )
+    _record_taus(problem, strategy, workdir / f"{problem.name}-{strategy}-{seed}")
     return [t.genotype.spec for t in result.trials if t.state.finished]
 
 
@@ -217,6 +239,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"| {label} | " + " | ".join(f"{v:.3f}" for v in curve) + f" | {seconds:.2f} |",
                     flush=True,
                 )
+                taus = TAUS.get((problem.name, label))
+                if taus:
+                    acc100, res100, acc300, res300 = np.nanmedian(np.array(taus), axis=0)
+                    results[problem.name][label]["kendall_tau"] = [acc100, res100, acc300, res300]
+                    print(
+                        f"|   {label} predictors, median Kendall tau (accuracy / resource) | "
+                        f"{acc100:.2f} / {res100:.2f} | {acc300:.2f} / {res300:.2f} | | |",
+                        flush=True,
+                    )
     if args.json:
         args.json.write_text(json.dumps({"throughput": rate, "results": results}, indent=2))
     return 0

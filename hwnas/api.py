@@ -11,7 +11,14 @@ from typing import Any
 from hwnas import __version__
 from hwnas.config import RunConfig, dumps_toml
 from hwnas.errors import ConfigError, RunError
-from hwnas.evaluate import Evaluator, available_units, build_providers, resolve_objectives
+from hwnas.evaluate import (
+    Evaluator,
+    MetricProvider,
+    available_units,
+    build_providers,
+    cheap_evaluator,
+    resolve_objectives,
+)
 from hwnas.objectives.base import Constraint, Objective, parse_constraint, parse_objective
 from hwnas.results import Front, compute_front, write_front
 from hwnas.runner import Budget, Executor, RunOutcome, run
@@ -19,7 +26,7 @@ from hwnas.spaces import make_space
 from hwnas.spaces.base import SearchSpace
 from hwnas.store import RunStore
 from hwnas.strategies import make_strategy
-from hwnas.strategies.base import Strategy
+from hwnas.strategies.base import RunContext, Strategy
 from hwnas.types import Trial
 
 
@@ -52,6 +59,7 @@ class Session:
     constraints: list[Constraint]
     evaluator: Evaluator
     strategy: Strategy
+    providers: tuple[MetricProvider, ...] = ()
 
     @classmethod
     def prepare(cls, config: RunConfig) -> Session:
@@ -76,17 +84,19 @@ class Session:
             seed=config.seed,
             options=config.strategy_options,
         )
+        strategy.bind_cheap(cheap_evaluator(providers))
         strategy = _with_fidelity(strategy, config)
         _check_executor(config)
         if config.post.get("export"):
             from hwnas.selection import parse_selection
 
             parse_selection(str(config.post["export"]))
-        return cls(config, space, objectives, constraints, evaluator, strategy)
+        return cls(config, space, objectives, constraints, evaluator, strategy, tuple(providers))
 
     def run(
         self, store: RunStore, budget: Budget, *, executor: Executor | None, progress: bool
     ) -> SearchResult:
+        self.strategy.bind_run(RunContext(store.run_dir, self.config, self.providers))
         outcome = run(
             store=store,
             strategy=self.strategy,
@@ -176,20 +186,31 @@ def resume(
     *,
     budget: int | None = None,
     time_budget: float | None = None,
+    executor: Mapping[str, Any] | None = None,
     progress: bool = False,
 ) -> SearchResult:
-    """Continue a run (killed or finished) up to ``budget`` evaluations in total."""
+    """Continue a run (killed or finished) up to ``budget`` evaluations in total.
+
+    ``executor`` settings (``kind``, ``workers``, ``ray_address`` ...) replace the run's from
+    now on; another kind starts from that kind's defaults. Trials that were in flight when the
+    run stopped are evaluated again; completed ones are never repeated.
+    """
     with RunStore.open(run_dir) as store:
         config = RunConfig.from_dict(store.config())
         if budget is None and time_budget is None:
             budget, time_budget = config.budget, config.time_budget
         run_budget = Budget(evaluations=budget, seconds=time_budget)
-        session = Session.prepare(config)
-        if budget != config.budget or time_budget != config.time_budget:
-            config = config.replace(budget=budget, time_budget=time_budget)
+        settings = dict(config.executor)
+        if executor:
+            kind = settings.get("kind", "local")
+            same_kind = executor.get("kind", kind) == kind
+            settings = {**settings, **executor} if same_kind else dict(executor)
+        updated = config.replace(budget=budget, time_budget=time_budget, executor=settings)
+        session = Session.prepare(updated)
+        if updated != config:
+            config = updated
             store.set_meta("config", _json(config.to_dict()))
             (store.run_dir / "config.toml").write_text(dumps_toml(config.to_dict()))
-            session.config = config
         return session.run(
             store, run_budget, executor=_make_executor(config, session), progress=progress
         )

@@ -47,6 +47,9 @@ class MetricProvider(abc.ABC):
     #: The hardware this provider occupies while it works ("cpu", "cuda:0" ...), or None.
     #: Executors use it so that latency is never measured on a device that is training.
     resource: str | None = None
+    #: True when the metrics are timed on ``resource`` (measured latency, energy): parallel
+    #: executors then measure them with that device to themselves (see hwnas/gate.py).
+    exclusive: bool = False
 
     @abc.abstractmethod
     def units(self) -> Mapping[str, str]:
@@ -60,7 +63,13 @@ class MetricProvider(abc.ABC):
 
 
 class TableProvider(MetricProvider):
-    """Every numeric column of a tabular benchmark. Expensive metrics are still free here."""
+    """Every numeric column of a tabular benchmark.
+
+    A lookup is free, but it stands in for training and measuring, so it counts as an
+    expensive evaluation (LEMONADE and RL must not screen candidates with it).
+    """
+
+    cheap = False
 
     def __init__(self, benchmark: TabularBenchmark) -> None:
         self.benchmark = benchmark
@@ -84,12 +93,17 @@ class CheapProfileProvider(MetricProvider):
         num_classes: int,
         input_shape: Sequence[int] | None = None,
         cache_size: int = 4096,
+        fast: bool = False,
     ) -> None:
         self.space = space
         self.num_classes = num_classes
         self.input_shape = tuple(input_shape or space.input_shape)
         self._cache: OrderedDict[str, dict[str, Measurement]] = OrderedDict()
         self._cache_size = cache_size
+        # fast: an exact per-position cost model (one-off ~Σ cardinalities builds, then
+        # microseconds per genotype), for strategies that screen thousands of candidates.
+        self._fast = fast
+        self._additive: Any = None
 
     def units(self) -> Mapping[str, str]:
         return {"params": "count", "macs": "MAC", "size": "B"}
@@ -106,29 +120,78 @@ class CheapProfileProvider(MetricProvider):
         if cached is not None:
             self._cache.move_to_end(key)
             return cached
-        import torch
+        from hwnas.profilers.additive import additive_model, exact_costs
+        from hwnas.profilers.cheap import MACS_CONVENTION
 
-        from hwnas.profilers.cheap import MACS_CONVENTION, count_macs, count_params, fp32_size_bytes
-
-        with torch.device("meta"):
-            model = self.space.build(
-                genotype, num_classes=self.num_classes, in_channels=self.input_shape[0]
+        if self._fast and self._additive is None:
+            self._additive = additive_model(self.space, self.num_classes, self.input_shape) or False
+        if self._additive:
+            values = self._additive.predict(self.space.to_indices(genotype))
+            params, macs, size = values["params"], values["macs"], values["size"]
+        else:
+            params, macs, size = exact_costs(
+                self.space, genotype, self.num_classes, self.input_shape
             )
         env = {"input_shape": list(self.input_shape), "num_classes": self.num_classes}
         result = {
-            "params": Measurement("params", float(count_params(model)), "count", env=env),
+            "params": Measurement("params", float(params), "count", env=env),
             "macs": Measurement(
-                "macs",
-                float(count_macs(model, self.input_shape)),
-                "MAC",
-                env={**env, "convention": MACS_CONVENTION},
+                "macs", float(macs), "MAC", env={**env, "convention": MACS_CONVENTION}
             ),
-            "size": Measurement("size", float(fp32_size_bytes(model)), "B", env=env),
+            "size": Measurement("size", float(size), "B", env=env),
         }
         self._cache[key] = result
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return result
+
+
+class CheapEvaluator:
+    """Training-free metrics of genotypes that have not been evaluated (params, MACs, LUT or
+    predicted latency ...), for strategies that screen candidates (LEMONADE, RL).
+
+    Built from a run's cheap providers; the cheap profiler runs in its fast, exact mode.
+    """
+
+    def __init__(self, providers: Sequence[MetricProvider]) -> None:
+        self.providers = [p for p in providers if p.cheap]
+
+    @classmethod
+    def for_space(cls, space: SearchSpace, *, num_classes: int = 10) -> CheapEvaluator:
+        """Params, MACs and size only (when a strategy is used outside a run)."""
+        return cls([CheapProfileProvider(space, num_classes=num_classes, fast=True)])
+
+    def units(self) -> dict[str, str]:
+        return available_units(self.providers)
+
+    def __call__(self, genotype: Genotype, metrics: Sequence[str]) -> dict[str, float]:
+        """Values of ``metrics`` for ``genotype``, each from the first cheap provider with it."""
+        out: dict[str, float] = {}
+        candidate = Candidate(genotype)
+        for provider in self.providers:
+            share = [m for m in metrics if m in provider.units() and m not in out]
+            if share:
+                values = provider.evaluate(candidate, share, None)  # type: ignore[arg-type]
+                out.update({m: v.value for m, v in values.items()})
+        missing = [m for m in metrics if m not in out]
+        if missing:
+            raise ConfigError(
+                f"no training-free source for {', '.join(missing)}; "
+                f"cheap metrics here: {', '.join(sorted(self.units())) or 'none'}"
+            )
+        return out
+
+
+def cheap_evaluator(providers: Sequence[MetricProvider]) -> CheapEvaluator:
+    """The cheap evaluator of a run: its cheap providers, with the profiler in fast mode."""
+    chosen: list[MetricProvider] = []
+    for p in providers:
+        if isinstance(p, CheapProfileProvider):
+            p = CheapProfileProvider(
+                p.space, num_classes=p.num_classes, input_shape=p.input_shape, fast=True
+            )
+        chosen.append(p)
+    return CheapEvaluator(chosen)
 
 
 class Evaluator:
@@ -158,6 +221,24 @@ class Evaluator:
 
     def cheap_metrics(self) -> list[str]:
         return [m for p, share in self._plan if p.cheap for m in share]
+
+    def phases(self) -> tuple[list[str], dict[str, list[str]]]:
+        """Metrics measured alongside training (phase 1), and the metrics timed on a device
+        that must be otherwise idle, by that device (phase 2; see ``MetricProvider.exclusive``).
+        """
+        first: list[str] = []
+        second: dict[str, list[str]] = {}
+        for provider, share in self._plan:
+            if provider.exclusive and provider.resource is not None:
+                second.setdefault(provider.resource, []).extend(share)
+            else:
+                first.extend(share)
+        return first, second
+
+    def resources(self, metrics: Sequence[str]) -> list[str]:
+        """The devices occupied while ``metrics`` are measured."""
+        used = {p.resource for p, share in self._plan if p.resource and set(share) & set(metrics)}
+        return sorted(used)  # type: ignore[arg-type]
 
     def evaluate(
         self, candidate: Candidate, ctx: EvalContext, *, only: Sequence[str] | None = None

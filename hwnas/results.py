@@ -83,13 +83,20 @@ def compute_front(
     constraints: Sequence[Constraint] = (),
     units: Mapping[str, str] | None = None,
 ) -> Front:
+    """The Pareto front of ``trials``.
+
+    A genotype trained at several fidelities (successive halving) counts once, with its
+    highest-fidelity complete trial. ``counts`` cover every trial, except ``feasible`` and
+    ``front``, which count the trials considered.
+    """
     objectives, constraints = list(objectives), list(constraints)
-    indices = front_indices(trials, objectives, constraints)
+    considered = highest_fidelity(trials)
+    indices = front_indices(considered, objectives, constraints)
     members = sorted(
-        (trials[i] for i in indices),
+        (considered[i] for i in indices),
         key=lambda t: (objectives[0].sign * t.value(objectives[0].metric), t.number),
     )
-    feasible = [t for t in trials if is_feasible(t, constraints)]
+    feasible = [t for t in considered if is_feasible(t, constraints)]
     F_all = objective_matrix(feasible, objectives)
     F_all = F_all[np.isfinite(F_all).all(axis=1)]
     knee = None
@@ -113,6 +120,31 @@ def compute_front(
     return Front(
         objectives, constraints, dict(units or {}), members, knee, hv, ideal, nadir, counts
     )
+
+
+def highest_fidelity(trials: Sequence[Trial]) -> list[Trial]:
+    """The trials with, per genotype, only its complete trial of the highest fidelity.
+
+    Lower-fidelity results of a genotype trained further are stale, not separate networks.
+    A fidelity of None ranks below any number; runs without fidelities are returned as they are.
+    """
+    if all(t.candidate.fidelity is None for t in trials):
+        return list(trials)
+    best: dict[str, Trial] = {}
+    for t in trials:
+        if t.state is not TrialState.COMPLETE:
+            continue
+        key = t.genotype.key()
+        current = best.get(key)
+        if current is None or _fidelity(t) > _fidelity(current):
+            best[key] = t
+    keep = {t.number for t in best.values()}
+    return [t for t in trials if t.state is not TrialState.COMPLETE or t.number in keep]
+
+
+def _fidelity(trial: Trial) -> float:
+    f = trial.candidate.fidelity
+    return -float("inf") if f is None else float(f)
 
 
 def write_front(run_dir: Path, front: Front) -> tuple[Path, Path]:

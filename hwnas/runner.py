@@ -9,6 +9,7 @@ loop continues from the strategy's saved state.
 from __future__ import annotations
 
 import abc
+import contextlib
 import math
 import time
 import traceback
@@ -47,11 +48,14 @@ class Budget:
             )
 
 
-def evaluate_trial(evaluator: Evaluator, trial: Trial, ctx: EvalContext) -> Trial:
-    """Evaluate one trial; any exception makes it FAILED with the reason (the search goes on)."""
+def evaluate_trial(
+    evaluator: Evaluator, trial: Trial, ctx: EvalContext, *, only: Sequence[str] | None = None
+) -> Trial:
+    """Evaluate one trial (or only some metrics of it); any exception makes it FAILED with the
+    reason (the search goes on)."""
     started = time.time()
     try:
-        measurements = evaluator.evaluate(trial.candidate, ctx)
+        measurements = evaluator.evaluate(trial.candidate, ctx, only=only)
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - a failing candidate must not stop the search
@@ -82,6 +86,14 @@ class Executor(abc.ABC):
 
     @abc.abstractmethod
     def has_room(self) -> bool: ...
+
+    def room(self) -> int | None:
+        """How many more trials it would start now; None when it does not matter.
+
+        Parallel executors say, so that a strategy asked while evaluations are in flight
+        proposes only what can start now and decides later ones with more results known.
+        """
+        return None
 
     @abc.abstractmethod
     def submit(self, trial: Trial, ctx: EvalContext) -> None: ...
@@ -249,11 +261,15 @@ def run(
     def time_up() -> bool:
         return budget.seconds is not None and time.monotonic() - start >= budget.seconds
 
-    with _Progress(progress, budget.evaluations, done) as bar:
+    # closing: worker processes stop also on Ctrl-C or an error; the store stays consistent.
+    with _Progress(progress, budget.evaluations, done) as bar, contextlib.closing(executor):
         while True:
             while executor.has_room() and not time_up():
                 if not pending:
                     want = min(strategy.batch_size, remaining())
+                    room = executor.room()
+                    if room is not None:
+                        want = min(want, room)
                     if want <= 0:
                         break
                     candidates = strategy.ask(want)
@@ -276,6 +292,7 @@ def run(
                         continue
                     idle_asks = 0
                     pending.extend(store.add_candidates(fresh, strategy.state_dict()))
+                    _store_events(store, strategy)
                 trial = pending.popleft()
                 ctx = EvalContext(run_dir=store.run_dir, trial=trial.number, seed=seed)
                 if executor.asynchronous:
@@ -288,6 +305,7 @@ def run(
             finished = executor.wait()
             strategy.tell(finished)
             store.record(finished, strategy.state_dict())
+            _store_events(store, strategy)
             for t in finished:
                 by_key[t.candidate.key()] = t
                 monitor.add(t)
@@ -298,5 +316,9 @@ def run(
             bar.update(done, monitor, failed)
         monitor.refresh(force=True)
         bar.update(done, monitor, failed)
-    executor.close()
     return RunOutcome(evaluated=evaluated, stopped_by=stopped_by)
+
+
+def _store_events(store: RunStore, strategy: Strategy) -> None:
+    for kind, data in strategy.drain_events():
+        store.log_event(kind, data)

@@ -138,6 +138,26 @@ def search(
             progress=progress and sys.stderr.isatty(),
         )
         _print_result(result)
+    if export or plot:
+        _print_outputs(result.run_dir, export=export is not None, plot=plot)
+
+
+def _print_outputs(run_dir: Path, *, export: bool, plot: bool) -> None:
+    """What --export and --plot wrote; exit 1 when an export failed verification."""
+    if plot:
+        typer.echo(f"plots: {run_dir / 'plots'}")
+    failed = 0
+    for path in sorted((run_dir / "exports").glob("*.json")) if export else []:
+        data = json.loads(path.read_text())
+        verification = data.get("verification") or {}
+        if verification.get("passed"):
+            onnx = path.parent / (data.get("onnx") or {}).get("file", "")
+            typer.echo(f"export {data.get('name')}: verified, {onnx}")
+        else:
+            failed += 1
+            typer.echo(f"export {data.get('name')}: FAILED: {verification.get('reason')} ({path})")
+    if failed:
+        raise typer.Exit(1)
 
 
 def _given(**values: object) -> dict[str, object]:
@@ -160,20 +180,32 @@ def resume(
     time_budget: Annotated[
         str | None, typer.Option("--time", help="Wall-time budget for this session.")
     ] = None,
+    executor: Annotated[
+        str | None, Opt(help="Change the executor: local, process or ray (default: the run's).")
+    ] = None,
+    workers: Annotated[int | None, Opt(help="Parallel evaluations (process and ray).")] = None,
+    ray_address: Annotated[
+        str | None, Opt(help="Ray cluster address (e.g. auto); implies --executor ray.")
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Continue a killed or finished run without repeating or losing completed trials.
 
-    Example: hwnas resume runs/nb201-fpga --budget 500
+    Trials that were being evaluated when the run stopped are evaluated again.
+
+    Example: hwnas resume runs/nb201-fpga --budget 500 --executor process --workers 2
     """
     from hwnas.api import resume as run_resume
     from hwnas.config import parse_duration
 
     with user_errors():
+        if ray_address is not None and executor is None:
+            executor = "ray"
         result = run_resume(
             run_dir,
             budget=budget,
             time_budget=parse_duration(time_budget) if time_budget else None,
+            executor=_given(kind=executor, workers=workers, ray_address=ray_address),
             progress=progress and sys.stderr.isatty(),
         )
         _print_result(result)

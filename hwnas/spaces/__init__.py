@@ -27,6 +27,7 @@ SPACES.add("macro", "hwnas.spaces.macro:MacroSpace", "NAS-Bench-Macro chain, 6,5
 SPACES.add(
     "mobilenet", "hwnas.spaces.mobilenet:MobileNetSpace", "FBNet-style inverted-residual chain"
 )
+SPACES.add("chain", "hwnas.spaces.chain:ChainSpace", "growing plain CNN (LEMONADE's setting)")
 
 
 def make_space(name: str, options: Mapping[str, Any] | None = None) -> SearchSpace:

@@ -91,6 +91,11 @@ class SearchSpace(abc.ABC):
     def encode(self, genotype: Genotype) -> np.ndarray:
         """A fixed-length float vector (for predictors, density estimates, RL)."""
 
+    def predictor_features(self, genotype: Genotype) -> np.ndarray:
+        """Fixed-length features for performance predictors; :meth:`encode` unless a space
+        knows a better representation (e.g. nb201's path encoding)."""
+        return self.encode(genotype)
+
     def layers(self, genotype: Genotype) -> list[LayerInfo]:
         """The searchable layers of ``genotype`` in order (for sequence encoders)."""
         raise NotImplementedError(f"space '{self.name}' does not describe its layers")

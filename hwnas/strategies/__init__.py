@@ -19,7 +19,36 @@ STRATEGIES.add(
     "random", "hwnas.strategies.random:RandomSearch", "uniform random sampling (baseline)"
 )
 STRATEGIES.add(
+    "lemonade",
+    "hwnas.strategies.lemonade:LemonadeSearch",
+    "LEMONADE: Lamarckian evolution, density-guided on cheap objectives",
+)
+STRATEGIES.add(
     "nsga2", "hwnas.strategies.nsga2:NSGA2Search", "pymoo's NSGA-II with the space's operators"
+)
+STRATEGIES.add(
+    "rl",
+    "hwnas.strategies.rl:RLSearch",
+    "Neural-Architect-style RL: embedding, controller, performance predictors",
+)
+STRATEGIES.add(
+    "hillclimb",
+    "hwnas.strategies.hillclimb:HillClimb",
+    "NASH hill climbing with network morphisms (single-objective baseline)",
+)
+STRATEGIES.add(
+    "fbnet", "hwnas.supernet.strategies:FBNetSearch", "FBNet: Gumbel-softmax supernet, LUT latency"
+)
+STRATEGIES.add(
+    "squeezenas",
+    "hwnas.supernet.strategies:SqueezeNASSearch",
+    "SqueezeNAS: supernet search against a latency or MACs target",
+)
+STRATEGIES.add(
+    "darts", "hwnas.supernet.strategies:DARTSSearch", "DARTS softmax relaxation on the supernet"
+)
+STRATEGIES.add(
+    "snas", "hwnas.supernet.strategies:SNASSearch", "SNAS stochastic relaxation, per-layer cost"
 )
 
 

@@ -5,13 +5,34 @@ from __future__ import annotations
 import abc
 import math
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from hwnas.objectives.base import Constraint, Objective
 from hwnas.spaces.base import SearchSpace
 from hwnas.types import Candidate, Genotype, Trial, TrialState
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from hwnas.config import RunConfig
+    from hwnas.evaluate import CheapEvaluator, MetricProvider
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a strategy that does its own heavy work (a supernet) may use of its run.
+
+    ``run_dir`` is where it may keep checkpoints (under ``run_dir / "strategy"``); ``providers``
+    are the run's metric providers (the training provider has the dataset, the device provider
+    the lookup table), in priority order.
+    """
+
+    run_dir: Path
+    config: RunConfig
+    providers: tuple[MetricProvider, ...] = ()
 
 
 class Strategy(abc.ABC):
@@ -42,6 +63,26 @@ class Strategy(abc.ABC):
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.known: set[str] = set()
+        self.cheap: CheapEvaluator | None = None
+        self.context: RunContext | None = None
+        self._events: list[tuple[str, dict[str, Any]]] = []
+
+    def bind_cheap(self, cheap: CheapEvaluator) -> None:
+        """Give the strategy the run's training-free metrics (see :class:`CheapEvaluator`)."""
+        self.cheap = cheap
+
+    def bind_run(self, context: RunContext) -> None:
+        """Give the strategy its run directory, configuration and providers."""
+        self.context = context
+
+    def log_event(self, kind: str, **data: Any) -> None:
+        """Queue an event (e.g. predictor quality per round) for the run store's events table."""
+        self._events.append((kind, data))
+
+    def drain_events(self) -> list[tuple[str, dict[str, Any]]]:
+        """The events logged since the last call; the runner stores them after each tell."""
+        events, self._events = self._events, []
+        return events
 
     def check_space(self) -> None:
         """Raise ConfigError if this strategy cannot search ``self.space``."""

@@ -1,0 +1,501 @@
+"""Device profiles: where and how hardware cost is measured, read from TOML files.
+
+A profile names a runtime (``torch``, ``onnxruntime`` or ``table``), a device (``cpu`` or
+``cuda``), and the measurement protocol: threads, batch size, warm-up and repeats. The built-in
+profiles live in ``device_profiles/`` (shipped as the package ``hwnas.device_profiles``); any
+other TOML file is loaded by its path.
+
+This module never imports torch at import time: listing devices must be instant. Availability
+checks import torch or onnxruntime lazily, only for the profiles that need them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import hashlib
+import importlib.metadata
+import importlib.resources
+import json
+import os
+import platform
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from hwnas.errors import DeviceError
+
+__all__ = [
+    "ORT_PROVIDERS",
+    "RUNTIMES",
+    "Availability",
+    "DeviceProfile",
+    "availability",
+    "builtin_names",
+    "cpu_model",
+    "device_argument",
+    "fingerprint",
+    "gpu_info",
+    "list_devices",
+    "load_device",
+    "require_available",
+]
+
+RUNTIMES = ("torch", "onnxruntime", "table")
+CLOCKS = ("wall", "thread")
+DEVICES = ("cpu", "cuda")
+#: Short provider names accepted in profiles, and the onnxruntime names they stand for.
+ORT_PROVIDERS: Mapping[str, str] = MappingProxyType(
+    {
+        "cpu": "CPUExecutionProvider",
+        "cuda": "CUDAExecutionProvider",
+        "tensorrt": "TensorrtExecutionProvider",
+        "openvino": "OpenVINOExecutionProvider",
+        "coreml": "CoreMLExecutionProvider",
+        "dml": "DmlExecutionProvider",
+    }
+)
+_GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeviceProfile:
+    """How to measure on one device. Times are in milliseconds, sizes in bytes.
+
+    ``threads`` pins intra-op threads (``torch.set_num_threads``, ORT ``intra_op_num_threads``);
+    ``input_shape`` (C, H, W) is optional: searches pass their dataset's shape. ``max_cv`` is
+    the robust coefficient of variation above which a measurement is flagged as untrustworthy.
+    ``clock`` is ``wall`` (elapsed time; CUDA events on GPUs) or ``thread``: the CPU time of
+    the measuring thread, which single-threaded CPU inference runs on. It leaves out the time
+    other processes hold the core, so it gives the latency of a quiet machine on a busy one.
+    ``table`` is the latency table of a ``table`` runtime (a device hwnas cannot run on here),
+    resolved relative to the profile file.
+    """
+
+    name: str
+    description: str = ""
+    runtime: str = "torch"
+    device: str = "cpu"
+    device_index: int = 0
+    providers: tuple[str, ...] = ()
+    provider_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    threads: int = 1
+    batch_size: int = 1
+    input_shape: tuple[int, ...] | None = None
+    warmup: int = 10
+    repeats: int = 30
+    max_cv: float = 0.05
+    clock: str = "wall"
+    table: str | None = None
+    source: str = ""  # the file the profile was read from
+
+    @property
+    def torch_device(self) -> str:
+        """``"cpu"`` or ``"cuda:N"``: the hardware this profile occupies while measuring."""
+        return "cpu" if self.device == "cpu" else f"cuda:{self.device_index}"
+
+    @property
+    def label(self) -> str:
+        """Short description for tables and logs, e.g. ``cpu (torch, 1 thread, batch 1)``."""
+        if self.runtime == "table":
+            return f"{self.name} (table {self.table})"
+        threads = f"{self.threads} thread{'s' * (self.threads != 1)}"
+        what = self.runtime
+        if self.providers:
+            what += " " + "+".join(p.removesuffix("ExecutionProvider") for p in self.providers)
+        where = "" if self.device == "cpu" else f" on {self.torch_device}"
+        return f"{self.name} ({what}{where}, {threads}, batch {self.batch_size})"
+
+    def table_path(self) -> Path | None:
+        """The table file of a ``table`` profile, relative paths resolved against the profile."""
+        if self.table is None:
+            return None
+        path = Path(self.table).expanduser()
+        if not path.is_absolute() and self.source:
+            path = Path(self.source).parent / path
+        return path
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "runtime": self.runtime,
+            "device": self.torch_device,
+            "providers": list(self.providers),
+            "threads": self.threads,
+            "batch_size": self.batch_size,
+            "warmup": self.warmup,
+            "repeats": self.repeats,
+            "max_cv": self.max_cv,
+            "clock": self.clock,
+            **({"table": self.table} if self.table else {}),
+            **({"source": self.source} if self.source else {}),
+        }
+
+
+# -- loading --------------------------------------------------------------------------------
+def _builtin_dir() -> Any:
+    """The built-in profiles: package data when installed, ``device_profiles/`` in a checkout."""
+    try:
+        return importlib.resources.files("hwnas.device_profiles")
+    except ModuleNotFoundError:
+        import hwnas
+
+        return Path(hwnas.__file__).resolve().parents[1] / "device_profiles"
+
+
+def builtin_names() -> list[str]:
+    """Names of the built-in profiles, sorted."""
+    root = _builtin_dir()
+    try:
+        return sorted(p.name[: -len(".toml")] for p in root.iterdir() if p.name.endswith(".toml"))
+    except FileNotFoundError:
+        return []
+
+
+def load_device(name_or_path: str | os.PathLike[str]) -> DeviceProfile:
+    """The profile named ``name_or_path`` (built-in) or read from that TOML file.
+
+    Raises :class:`DeviceError` for unknown names, unreadable files and invalid fields; the
+    message names the file and the field.
+    """
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    if text.endswith(".toml") or os.sep in text or "/" in text or path.is_file():
+        if not path.is_file():
+            raise DeviceError(f"device profile file '{text}' does not exist")
+        return _parse(path.read_text(), source=str(path.resolve()), default_name=path.stem)
+    names = builtin_names()
+    if text not in names:
+        close = difflib.get_close_matches(text, names, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise DeviceError(
+            f"unknown device '{text}'{hint}; choose one of: {', '.join(names)}, "
+            "or give the path of a profile .toml file"
+        )
+    resource = _builtin_dir() / f"{text}.toml"
+    return _parse(resource.read_text(), source=str(resource), default_name=text)
+
+
+def device_argument(profile: DeviceProfile) -> str:
+    """What to pass as ``--device`` to get ``profile`` again: its name if built in, else its
+    file."""
+    if profile.name in builtin_names() and profile.source == str(
+        _builtin_dir() / f"{profile.name}.toml"
+    ):
+        return profile.name
+    return profile.source or profile.name
+
+
+def list_devices() -> list[DeviceProfile]:
+    """Every built-in profile (invalid ones raise: they are our bug)."""
+    return [load_device(name) for name in builtin_names()]
+
+
+_INT_FIELDS = ("device_index", "threads", "batch_size", "warmup", "repeats")
+
+
+def _parse(text: str, *, source: str, default_name: str) -> DeviceProfile:
+    from hwnas.config import loads_toml
+
+    try:
+        data = loads_toml(text)
+    except ValueError as exc:  # tomllib.TOMLDecodeError is a ValueError
+        raise DeviceError(f"{source}: not valid TOML: {exc}") from None
+
+    def bad(key: str, why: str) -> DeviceError:
+        return DeviceError(f"{source}: field '{key}' {why}")
+
+    known = set(DeviceProfile.__dataclass_fields__) - {"source"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise bad(unknown[0], f"is unknown{hint}; known fields: {', '.join(sorted(known))}")
+    values: dict[str, Any] = {"name": default_name, "source": source}
+    for key in ("name", "description", "runtime", "device", "clock", "table"):
+        if key in data:
+            if not isinstance(data[key], str) or not data[key].strip():
+                raise bad(key, f"must be a non-empty string, got {data[key]!r}")
+            values[key] = data[key].strip()
+    for key in _INT_FIELDS:
+        if key in data:
+            value = data[key]
+            low = 0 if key in ("device_index", "warmup") else 1
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise bad(key, f"must be an integer >= {low}, got {value!r}")
+            values[key] = value
+    if "max_cv" in data:
+        value = data["max_cv"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise bad("max_cv", f"must be a positive number (0.05 = 5%), got {value!r}")
+        values["max_cv"] = float(value)
+    if "input_shape" in data:
+        shape = data["input_shape"]
+        if (
+            not isinstance(shape, list)
+            or len(shape) != 3
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)
+        ):
+            raise bad("input_shape", f"must be [channels, height, width], got {shape!r}")
+        values["input_shape"] = tuple(shape)
+
+    runtime = values.get("runtime", "torch")
+    if runtime not in RUNTIMES:
+        raise bad("runtime", f"must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+    device = values.get("device", "cpu")
+    if device not in DEVICES:
+        raise bad("device", f"must be one of {', '.join(DEVICES)}, got {device!r}")
+    values["providers"] = _providers(data, runtime, device, bad)
+    clock = values.get("clock", "wall")
+    if clock not in CLOCKS:
+        raise bad("clock", f"must be one of {', '.join(CLOCKS)}, got {clock!r}")
+    if clock == "thread" and (device != "cpu" or values.get("threads", 1) != 1):
+        raise bad(
+            "clock",
+            "'thread' times only single-threaded CPU inference; set device = \"cpu\" and "
+            'threads = 1, or use clock = "wall"',
+        )
+    if "provider_options" in data:
+        options = data["provider_options"]
+        if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
+            raise bad("provider_options", "must be a table of tables, e.g. [provider_options.cuda]")
+        values["provider_options"] = {
+            ORT_PROVIDERS.get(k.lower(), k): dict(v) for k, v in options.items()
+        }
+    if runtime == "table" and "table" not in values:
+        raise bad("table", "is required for runtime 'table' (the latency table's file)")
+    if runtime != "table" and "table" in values:
+        raise bad("table", f"is only for runtime 'table', not '{runtime}'")
+    return DeviceProfile(**values)
+
+
+def _providers(data: Mapping[str, Any], runtime: str, device: str, bad: Any) -> tuple[str, ...]:
+    raw = data.get("providers", data.get("provider"))
+    if runtime != "onnxruntime":
+        if raw is not None:
+            raise bad("providers", f"is only for runtime 'onnxruntime', not '{runtime}'")
+        return ()
+    if raw is None:
+        raw = ["cuda", "cpu"] if device == "cuda" else ["cpu"]
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not raw or not all(isinstance(p, str) for p in raw):
+        raise bad("providers", f"must be a list of provider names, got {raw!r}")
+    names = []
+    for p in raw:
+        full = ORT_PROVIDERS.get(p.lower(), p)
+        if not full.endswith("ExecutionProvider"):
+            raise bad(
+                "providers",
+                f"has unknown provider {p!r}; use {', '.join(ORT_PROVIDERS)} or an onnxruntime "
+                "name such as CUDAExecutionProvider",
+            )
+        names.append(full)
+    if device == "cpu" and any(n in _GPU_PROVIDERS for n in names):
+        raise bad("providers", "names a GPU provider but device is 'cpu'; set device = \"cuda\"")
+    return tuple(dict.fromkeys(names))
+
+
+# -- the hardware ---------------------------------------------------------------------------
+@functools.cache
+def cpu_model() -> str:
+    """The CPU's model name as the OS reports it (``/proc/cpuinfo`` on Linux)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+@functools.cache
+def gpu_info(index: int = 0) -> dict[str, str] | None:
+    """``{"name", "driver"}`` of GPU ``index`` via NVML, else torch; None without a GPU."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            name = pynvml.nvmlDeviceGetName(handle)
+            driver = pynvml.nvmlSystemGetDriverVersion()
+        finally:
+            pynvml.nvmlShutdown()
+        return {
+            "name": name.decode() if isinstance(name, bytes) else str(name),
+            "driver": driver.decode() if isinstance(driver, bytes) else str(driver),
+        }
+    except Exception:  # noqa: BLE001 - NVML missing or no NVIDIA GPU: ask torch instead
+        pass
+    try:
+        import torch
+
+        if torch.cuda.is_available() and index < torch.cuda.device_count():
+            return {
+                "name": torch.cuda.get_device_name(index),
+                "driver": f"cuda runtime {torch.version.cuda}",
+            }
+    except Exception:  # noqa: BLE001 - a broken CUDA setup means no usable GPU
+        pass
+    return None
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def fingerprint(profile: DeviceProfile) -> str:
+    """A 16-hex hash of everything that determines latency on this profile, here.
+
+    The hardware (CPU model and core count, or GPU name and driver), the runtime and its
+    version, providers, threads and batch size. Latency tables and predictors are cached under
+    it, so a new driver or library version never reuses stale timings.
+    """
+    key: dict[str, Any] = {
+        "runtime": profile.runtime,
+        "threads": profile.threads,
+        "batch_size": profile.batch_size,
+        "clock": profile.clock,
+    }
+    if profile.runtime == "table":
+        key["table"] = str(profile.table_path())
+    else:
+        key["torch"] = _version("torch")  # builds (and exports) every model
+        if profile.runtime == "onnxruntime":
+            key["onnxruntime"] = _version("onnxruntime") or _version("onnxruntime-gpu")
+            key["providers"] = list(profile.providers)
+            key["provider_options"] = {k: dict(v) for k, v in profile.provider_options.items()}
+        if profile.device == "cpu":
+            key["cpu"] = cpu_model()
+            key["cores"] = os.cpu_count()
+        else:
+            key["gpu"] = gpu_info(profile.device_index)
+    text = json.dumps(key, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# -- availability ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Availability:
+    """Whether a profile can measure here; ``reason`` says why not, ``notes`` what is missing."""
+
+    usable: bool
+    reason: str = ""
+    notes: tuple[str, ...] = ()
+    energy: bool = False  # NVML's energy counter (or a table's energy column) is available
+
+
+def availability(profile: DeviceProfile) -> Availability:
+    """Check, without measuring, that ``profile`` can run on this machine."""
+    if profile.runtime == "table":
+        path = profile.table_path()
+        if path is None or not path.is_file():
+            return Availability(
+                False,
+                f"latency table '{path}' not found; build it on the device with "
+                "`hwnas devices lut --out FILE`",
+            )
+        return Availability(True, energy=_table_has_energy(path))
+    if _version("torch") is None:
+        return Availability(False, "torch is not installed")
+    notes: list[str] = []
+    energy = False
+    if profile.device == "cuda":
+        reason = _cuda_problem(profile.device_index)
+        if reason:
+            return Availability(False, reason)
+        energy, why = _nvml_energy(profile.device_index)
+        if not energy:
+            notes.append(f"no energy: {why}")
+    if profile.runtime == "onnxruntime":
+        try:
+            import onnxruntime
+        except ImportError:
+            return Availability(False, "onnxruntime is not installed (pip install onnxruntime)")
+        present = set(onnxruntime.get_available_providers())
+        for p in profile.providers:
+            if p not in present:
+                return Availability(False, _missing_provider(p, onnxruntime.__version__))
+    return Availability(True, notes=tuple(notes), energy=energy)
+
+
+def require_available(profile: DeviceProfile) -> Availability:
+    """The profile's availability; DeviceError (one line) when it cannot run here."""
+    state = availability(profile)
+    if not state.usable:
+        raise DeviceError(
+            f"device '{profile.name}' is not usable here: {state.reason} "
+            "(`hwnas devices` lists the devices usable on this machine)"
+        )
+    return state
+
+
+def _no_gpu_driver() -> bool:
+    """True when this Linux machine certainly has no GPU driver (saves importing torch)."""
+    if not os.path.isdir("/proc") or platform.system() != "Linux":
+        return False
+    nodes = ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd")
+    return not any(os.path.exists(p) for p in nodes)
+
+
+def _cuda_problem(index: int) -> str:
+    if _no_gpu_driver():
+        return "CUDA is not available: no NVIDIA (or ROCm) GPU driver on this machine"
+    import torch
+
+    if not torch.cuda.is_available():
+        built = torch.version.cuda
+        if built is None:
+            return f"CUDA is not available (torch {torch.__version__} is a CPU-only build)"
+        return (
+            f"CUDA is not available (no NVIDIA GPU or driver found; torch built for CUDA {built})"
+        )
+    count = torch.cuda.device_count()
+    if index >= count:
+        return f"device_index {index} but only {count} CUDA device(s) are present"
+    return ""
+
+
+def _missing_provider(provider: str, version: str) -> str:
+    if provider == "TensorrtExecutionProvider":
+        return (
+            f"onnxruntime {version} has no TensorRT provider (install onnxruntime-gpu and TensorRT)"
+        )
+    if provider == "CUDAExecutionProvider":
+        return f"onnxruntime {version} has no CUDA provider (install onnxruntime-gpu)"
+    return f"onnxruntime {version} has no {provider}"
+
+
+def _nvml_energy(index: int) -> tuple[bool, str]:
+    try:
+        import pynvml
+    except ImportError:
+        return False, "needs nvidia-ml-py (pip install 'hwnas[nvml]')"
+    try:
+        pynvml.nvmlInit()
+        try:
+            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            pynvml.nvmlDeviceGetTotalEnergyConsumption(handle)
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception as exc:  # noqa: BLE001 - any NVML failure means no energy counter
+        return False, f"NVML's energy counter is not readable ({exc})"
+    return True, ""
+
+
+def _table_has_energy(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text())
+        return any(
+            isinstance(e, Mapping) and e.get("energy_mj") is not None
+            for e in data.get("entries", {}).values()
+        )
+    except (OSError, ValueError, AttributeError):
+        return False

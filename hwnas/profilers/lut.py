@@ -1,0 +1,475 @@
+"""Latency lookup tables (FBNet style): every distinct block of a space measured once.
+
+An architecture's latency is predicted as the sum of its layers' entries plus the fixed costs
+(stem, head and one runtime call). An entry is keyed by what determines its cost: the block
+choice, input and output channels, stride and input resolution, e.g.
+``ir_k3_e6|16>24|s2|32x32``. Entries are measured on the device in one interleaved session
+(see :func:`hwnas.profilers.base.time_interleaved`), each alone, as the network runs it.
+
+A standalone block pays the runtime's per-call cost (a session ``Run``, the Python call)
+which the whole network pays once. That cost is measured with a one-operator model and taken
+off every entry; the fixed costs include it once.
+
+Tables are cached per device fingerprint and space configuration (:func:`table_path`), so a
+new CPU, driver or library version never reuses stale timings. A table file can also back a
+``table`` device profile: latency (and ``energy_mj`` when entries have it) for a device that
+hwnas cannot run on, measured there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hwnas.devices import DeviceProfile, fingerprint
+from hwnas.errors import ConfigError, DeviceError
+from hwnas.types import Genotype, Measurement
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from hwnas.spaces.base import SearchSpace
+    from hwnas.spaces.mobilenet import LayerSpec, MobileNetSpace, SlotSpec
+
+__all__ = [
+    "LUT_FORMAT",
+    "LatencyTable",
+    "LutEntry",
+    "NetworkPlan",
+    "cache_dir",
+    "network_plan",
+    "table_path",
+]
+
+LUT_FORMAT = 1
+OVERHEAD = "overhead"
+
+
+def cache_dir() -> Path:
+    """``$HWNAS_CACHE_DIR``, else ``$XDG_CACHE_HOME/hwnas``, else ``~/.cache/hwnas``."""
+    if os.environ.get("HWNAS_CACHE_DIR"):
+        return Path(os.environ["HWNAS_CACHE_DIR"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "hwnas"
+
+
+@dataclass(frozen=True)
+class LutEntry:
+    """One measured part: median milliseconds, the spread, optional millijoules."""
+
+    ms: float
+    stats: Mapping[str, float] = field(default_factory=dict)
+    energy_mj: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"ms": self.ms, "stats": dict(self.stats)}
+        if self.energy_mj is not None:
+            data["energy_mj"] = self.energy_mj
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LutEntry:
+        energy = data.get("energy_mj")
+        return cls(
+            ms=float(data["ms"]),
+            stats={k: float(v) for k, v in dict(data.get("stats", {})).items()},
+            energy_mj=None if energy is None else float(energy),
+        )
+
+
+# -- the network's parts and their keys -----------------------------------------------------
+def _out(size: int, stride: int) -> int:
+    return -(-size // stride)
+
+
+def block_key(choice: str, c_in: int, c_out: int, stride: int, hw: tuple[int, int]) -> str:
+    return f"{choice}|{c_in}>{c_out}|s{stride}|{hw[0]}x{hw[1]}"
+
+
+@dataclass(frozen=True)
+class NetworkPlan:
+    """The parts of a space's networks for one input shape and number of classes."""
+
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    slot_hw: tuple[tuple[int, int], ...]  # input (H, W) of each searchable slot
+    stem_key: str
+    head_key: str
+    stem_args: tuple[int, int, int]  # in_channels, out_channels, stride
+    head_args: tuple[int, int, int]  # in_channels, head_channels, num_classes
+    head_hw: tuple[int, int]
+
+    def slot_key(self, slot: SlotSpec, choice: str) -> str:
+        return block_key(
+            choice, slot.in_channels, slot.out_channels, slot.stride, self.slot_hw[slot.index]
+        )
+
+    def layer_key(self, spec: LayerSpec) -> str:
+        return block_key(
+            spec.choice, spec.in_channels, spec.out_channels, spec.stride, self.slot_hw[spec.index]
+        )
+
+
+def _chain_space(space: SearchSpace) -> MobileNetSpace:
+    from hwnas.spaces.mobilenet import MobileNetSpace
+
+    if not isinstance(space, MobileNetSpace):
+        raise ConfigError(
+            f"latency tables need a chain of per-layer blocks (space 'mobilenet'); space "
+            f"'{space.name}' has none: use --latency measured"
+        )
+    return space
+
+
+def network_plan(
+    space: SearchSpace, *, num_classes: int, input_shape: Sequence[int] | None = None
+) -> NetworkPlan:
+    """Where each part of ``space``'s networks sits for this input shape (C, H, W)."""
+    chain = _chain_space(space)
+    c, h, w = (int(v) for v in (input_shape or chain.input_shape))
+    hw = (_out(h, chain.stem_stride), _out(w, chain.stem_stride))
+    stem_hw = (h, w)
+    slot_hw = []
+    slots = chain.slot_specs()
+    for slot in slots:
+        slot_hw.append(hw)
+        hw = (_out(hw[0], slot.stride), _out(hw[1], slot.stride))
+    last = slots[-1].out_channels
+    stem_args = (c, chain.stem_out_channels, chain.stem_stride)
+    head_args = (last, chain.head_out_channels, num_classes)
+    return NetworkPlan(
+        input_shape=(c, h, w),
+        num_classes=num_classes,
+        slot_hw=tuple(slot_hw),
+        stem_key=f"stem|{c}>{stem_args[1]}|s{stem_args[2]}|{stem_hw[0]}x{stem_hw[1]}",
+        head_key=f"head|{last}>{head_args[1]}|c{num_classes}|{hw[0]}x{hw[1]}",
+        stem_args=stem_args,
+        head_args=head_args,
+        head_hw=hw,
+    )
+
+
+def _space_digest(space: SearchSpace, plan: NetworkPlan) -> str:
+    key = {
+        "space": space.name,
+        "config": space.config(),
+        "num_classes": plan.num_classes,
+        "input_shape": list(plan.input_shape),
+    }
+    text = json.dumps(key, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def table_path(
+    profile: DeviceProfile,
+    space: SearchSpace,
+    *,
+    num_classes: int,
+    input_shape: Sequence[int] | None = None,
+    kind: str = "lut",
+) -> Path:
+    """The cache file of a table (``kind="lut"``) or predictor (``"predictor"``)."""
+    plan = network_plan(space, num_classes=num_classes, input_shape=input_shape)
+    name = f"{kind}-{profile.name}-{space.name}-{fingerprint(profile)}-{_space_digest(space, plan)}"
+    return cache_dir() / "lut" / f"{name}.json"
+
+
+# -- the table ------------------------------------------------------------------------------
+class LatencyTable:
+    """Measured milliseconds per block, stem, head and call overhead; sums predict networks.
+
+    The supernet and strategies use :meth:`choice_ms` / :meth:`slot_ms` (per slot and block
+    choice, in the order of ``slot.choices``), :attr:`fixed_ms` and :meth:`predict`.
+    """
+
+    def __init__(
+        self,
+        *,
+        space: SearchSpace,
+        entries: Mapping[str, LutEntry],
+        num_classes: int,
+        input_shape: Sequence[int] | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.space = _chain_space(space)
+        self.plan = network_plan(space, num_classes=num_classes, input_shape=input_shape)
+        self.entries = dict(entries)
+        self.meta = dict(meta or {})
+
+    # -- queries ----------------------------------------------------------------------------
+    def entry(self, key: str) -> LutEntry:
+        found = self.entries.get(key)
+        if found is None:
+            source = self.meta.get("path", "this latency table")
+            raise DeviceError(
+                f"{source} has no entry '{key}': it was built for another space, input shape "
+                "or number of classes; build one for this space with `hwnas devices lut`"
+            )
+        return found
+
+    def choice_ms(self, slot: SlotSpec, choice: str) -> float:
+        """Milliseconds of block ``choice`` at ``slot`` (runtime call overhead excluded)."""
+        return self.entry(self.plan.slot_key(slot, choice)).ms
+
+    def slot_ms(self, slot: SlotSpec) -> tuple[float, ...]:
+        """Milliseconds of every choice of ``slot``, in the order of ``slot.choices``."""
+        return tuple(self.choice_ms(slot, c) for c in slot.choices)
+
+    def choice_matrix(self) -> list[tuple[float, ...]]:
+        """:meth:`slot_ms` of every slot in network order (ragged: slots differ in choices)."""
+        return [self.slot_ms(slot) for slot in self.space.slot_specs()]
+
+    def layer_ms(self, spec: LayerSpec) -> float:
+        """Milliseconds of one layer of a genotype (``space.layer_specs(g)``)."""
+        return self.entry(self.plan.layer_key(spec)).ms
+
+    @property
+    def fixed_ms(self) -> float:
+        """Stem + head + one runtime call: the part every architecture pays."""
+        keys = (self.plan.stem_key, self.plan.head_key)
+        overhead = self.entries.get(OVERHEAD)
+        return sum(self.entry(k).ms for k in keys) + (overhead.ms if overhead else 0.0)
+
+    def predict(self, genotype: Genotype) -> float:
+        """Predicted milliseconds per batch: the layers' entries plus the fixed costs."""
+        return self.fixed_ms + sum(self.layer_ms(s) for s in self.space.layer_specs(genotype))
+
+    def predict_energy(self, genotype: Genotype) -> float | None:
+        """Predicted millijoules per batch, or None when any part has no energy entry."""
+        keys = [self.plan.stem_key, self.plan.head_key]
+        keys += [self.plan.layer_key(s) for s in self.space.layer_specs(genotype)]
+        values = [self.entry(k).energy_mj for k in keys]
+        if OVERHEAD in self.entries:
+            values.append(self.entries[OVERHEAD].energy_mj or 0.0)
+        if any(v is None for v in values):
+            return None
+        return float(sum(v for v in values if v is not None))
+
+    def has_energy(self) -> bool:
+        return any(e.energy_mj is not None for e in self.entries.values())
+
+    def measurement(self, genotype: Genotype, *, device: str | None = None) -> Measurement:
+        """:meth:`predict` as a Measurement; ``env`` names the table and its known error."""
+        env = {
+            "method": "lut",
+            "table": self.meta.get("path", ""),
+            "fingerprint": self.meta.get("fingerprint", ""),
+            "device": self.meta.get("device", ""),
+        }
+        if "fidelity" in self.meta:
+            env["error"] = self.meta["fidelity"]
+        return Measurement("latency", self.predict(genotype), "ms", device=device, env=env)
+
+    # -- files ------------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        meta = {k: v for k, v in self.meta.items() if k != "path"}
+        return {
+            "format": LUT_FORMAT,
+            "space": self.space.name,
+            "space_config": self.space.config(),
+            "num_classes": self.plan.num_classes,
+            "input_shape": list(self.plan.input_shape),
+            "fixed": {"stem": self.plan.stem_key, "head": self.plan.head_key},
+            **meta,
+            "entries": {k: e.to_json() for k, e in sorted(self.entries.items())},
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the table as JSON (atomically: a killed build leaves no half file)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=1))
+        tmp.replace(path)
+        self.meta["path"] = str(path)
+        return path
+
+    @classmethod
+    def load(
+        cls, path: str | os.PathLike[str], *, space: SearchSpace | None = None
+    ) -> LatencyTable:
+        """A table from its JSON file; ``space`` defaults to the one it was built for."""
+        from hwnas.spaces import make_space
+
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except OSError as exc:
+            raise DeviceError(f"cannot read latency table '{path}': {exc.strerror}") from None
+        except ValueError as exc:
+            raise DeviceError(f"latency table '{path}' is not valid JSON: {exc}") from None
+        if not isinstance(data, dict) or data.get("format") != LUT_FORMAT:
+            raise DeviceError(
+                f"'{path}' is not a latency table of format {LUT_FORMAT}; rebuild it with "
+                "`hwnas devices lut`"
+            )
+        try:
+            if space is None:
+                space = make_space(data["space"], data.get("space_config", {}))
+            entries = {k: LutEntry.from_json(v) for k, v in data["entries"].items()}
+            meta = {
+                k: v
+                for k, v in data.items()
+                if k not in ("entries", "format", "space_config", "num_classes", "input_shape")
+            }
+            table = cls(
+                space=space,
+                entries=entries,
+                num_classes=int(data["num_classes"]),
+                input_shape=data.get("input_shape"),
+                meta=meta,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DeviceError(f"latency table '{path}' is malformed: {exc!r}") from None
+        table.meta["path"] = str(path)
+        return table
+
+    def for_space(
+        self, space: SearchSpace, *, num_classes: int, input_shape: Sequence[int] | None = None
+    ) -> LatencyTable:
+        """The same entries queried for another space configuration (a table-backed device)."""
+        return LatencyTable(
+            space=space,
+            entries=self.entries,
+            num_classes=num_classes,
+            input_shape=input_shape,
+            meta=self.meta,
+        )
+
+    # -- building ---------------------------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        space: SearchSpace,
+        profile: DeviceProfile,
+        *,
+        num_classes: int = 10,
+        input_shape: Sequence[int] | None = None,
+        repeats: int | None = None,
+        seed: int = 0,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> LatencyTable:
+        """Measure every distinct block of ``space`` (and stem, head, call overhead) on
+        ``profile``. ``progress(stage, done, total)`` reports exports and timing rounds."""
+        from hwnas.devices import require_available
+
+        if profile.runtime == "table":
+            raise DeviceError(
+                f"device '{profile.name}' is a table; measure its latency table on the device"
+            )
+        require_available(profile)
+        chain = _chain_space(space)
+        plan = network_plan(chain, num_classes=num_classes, input_shape=input_shape)
+        parts = _distinct_parts(chain, plan)
+        start = time.perf_counter()
+        measurements = _measure_parts(
+            list(parts.values()), profile, repeats=repeats, seed=seed, progress=progress
+        )
+        raw = dict(zip(parts, measurements))
+        overhead = raw[OVERHEAD].value
+        entries = {}
+        for key, m in raw.items():
+            # Each standalone part paid one runtime call, which the network pays once.
+            ms = m.value if key == OVERHEAD else max(m.value - overhead, 0.0)
+            stats = {k: m.stats[k] for k in ("p10", "p90", "rcv", "n") if k in m.stats}
+            entries[key] = LutEntry(ms=ms, stats=stats)
+        env = dict(measurements[0].env)
+        env.pop("warning", None)
+        unstable = sum("warning" in m.env for m in measurements)
+        meta = {
+            "device": profile.name,
+            "fingerprint": fingerprint(profile),
+            "profile": profile.to_json(),
+            "env": env,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "build_seconds": round(time.perf_counter() - start, 2),
+            "unstable_entries": unstable,
+        }
+        return cls(
+            space=chain,
+            entries=entries,
+            num_classes=num_classes,
+            input_shape=input_shape,
+            meta=meta,
+        )
+
+
+@dataclass(frozen=True)
+class _Part:
+    key: str
+    make: Callable[[], nn.Module]
+    input_shape: tuple[int, int, int]
+
+
+def _distinct_parts(space: MobileNetSpace, plan: NetworkPlan) -> dict[str, _Part]:
+    from torch import nn
+
+    from hwnas.spaces.blocks import make_block, make_head, make_stem
+
+    parts: dict[str, _Part] = {}
+    parts[OVERHEAD] = _Part(OVERHEAD, lambda: nn.ReLU(), plan.input_shape)
+    stem = plan.stem_args
+    parts[plan.stem_key] = _Part(plan.stem_key, lambda: make_stem(*stem), plan.input_shape)
+    for slot in space.slot_specs():
+        shape = (slot.in_channels, *plan.slot_hw[slot.index])
+        for choice in slot.choices:
+            key = plan.slot_key(slot, choice)
+            if key not in parts:
+                args = (choice, slot.in_channels, slot.out_channels, slot.stride)
+                parts[key] = _Part(key, lambda args=args: make_block(*args), shape)
+    head = plan.head_args
+    head_shape = (head[0], *plan.head_hw)
+    parts[plan.head_key] = _Part(plan.head_key, lambda: make_head(*head, space.dropout), head_shape)
+    return parts
+
+
+def _measure_parts(
+    parts: list[_Part],
+    profile: DeviceProfile,
+    *,
+    repeats: int | None,
+    seed: int,
+    progress: Callable[[str, int, int], None] | None,
+) -> list[Measurement]:
+    """Latency of every part, interleaved in one session so drift hits all parts alike."""
+    import warnings
+
+    from hwnas.profilers.base import SpreadWarning, measure_interleaved, pinned_threads
+    from hwnas.profilers.env import measurement_env
+
+    repeats = profile.repeats if repeats is None else repeats
+    workloads: list[Any] = []
+    with pinned_threads(profile.threads):
+        for i, part in enumerate(parts):
+            model = part.make().eval()
+            if profile.runtime == "onnxruntime":
+                from hwnas.profilers.ort import OrtWorkload, export_onnx_bytes
+
+                onnx = export_onnx_bytes(model, part.input_shape, batch_size=profile.batch_size)
+                workloads.append(OrtWorkload(onnx, part.input_shape, profile=profile))
+            else:
+                from hwnas.profilers.latency import TorchWorkload
+
+                workloads.append(TorchWorkload(model, part.input_shape, profile=profile))
+            if progress is not None:
+                progress("prepare", i + 1, len(parts))
+        env = measurement_env(profile, None, method="lut entry")
+        with warnings.catch_warnings():
+            # Reported once for the table (unstable_entries), not once per entry.
+            warnings.simplefilter("ignore", SpreadWarning)
+            return measure_interleaved(
+                workloads,
+                warmup=profile.warmup,
+                repeats=repeats,
+                device=profile.torch_device,
+                env=env,
+                max_cv=profile.max_cv,
+                seed=seed,
+                progress=(lambda d, t: progress("measure", d, t)) if progress else None,
+            )

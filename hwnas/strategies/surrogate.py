@@ -1,0 +1,89 @@
+"""A small surrogate of expensive objectives, and hypervolume-improvement batch selection.
+
+Used by strategies that generate many candidates cheaply and can afford to evaluate few (the
+surrogate-assisted acceptance of LEMONADE). Features are the space's fixed-length encoding plus
+training-free costs; the model is an ensemble of randomised trees, whose spread across trees
+gives an uncertainty. Everything is refitted from the evaluated trials, so it has no state of its
+own to save: a resumed strategy refits it from the same data and makes the same choices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from hwnas.objectives.pareto import hypervolume, nondominated_mask
+
+
+class TreeSurrogate:
+    """Mean and spread of each objective from an extra-trees ensemble (scikit-learn)."""
+
+    def __init__(self, *, n_estimators: int = 64, seed: int = 0) -> None:
+        self.n_estimators = n_estimators
+        self.seed = seed
+        self._models: list = []
+
+    def fit(self, X: np.ndarray, Y: np.ndarray) -> TreeSurrogate:
+        from sklearn.ensemble import ExtraTreesRegressor
+
+        self._models = []
+        for j in range(Y.shape[1]):
+            model = ExtraTreesRegressor(
+                n_estimators=self.n_estimators,
+                min_samples_leaf=1,
+                random_state=self.seed + j,
+                n_jobs=1,
+            )
+            self._models.append(model.fit(X, Y[:, j]))
+        return self
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, std) per candidate and objective."""
+        means, stds = [], []
+        for model in self._models:
+            per_tree = np.stack([tree.predict(X) for tree in model.estimators_])
+            means.append(per_tree.mean(axis=0))
+            stds.append(per_tree.std(axis=0))
+        return np.stack(means, axis=1), np.stack(stds, axis=1)
+
+
+def greedy_hvi(
+    front: np.ndarray,
+    candidates: np.ndarray,
+    k: int,
+    *,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    reference: float = 1.1,
+) -> list[int]:
+    """Indices of up to ``k`` candidates that add the most hypervolume, chosen one at a time.
+
+    All rows are minimised; ``lower``/``upper`` normalise each column. After a pick, that
+    candidate joins the front, so the batch spreads instead of piling onto one spot. Stops early
+    when no remaining candidate adds anything.
+    """
+    span = np.where(upper > lower, upper - lower, 1.0)
+    Z = (candidates - lower) / span
+    current = (front - lower) / span if len(front) else np.empty((0, candidates.shape[1]))
+    ref = np.full(candidates.shape[1], reference)
+    base = hypervolume(current, ref) if len(current) else 0.0
+    chosen: list[int] = []
+    available = np.ones(len(Z), dtype=bool)
+    for _ in range(min(k, len(Z))):
+        gains = np.full(len(Z), -1.0)
+        for i in np.flatnonzero(available):
+            gains[i] = hypervolume(np.vstack([current, Z[i]]), ref) - base
+        best = int(np.argmax(gains))
+        if gains[best] <= 1e-12:
+            break
+        chosen.append(best)
+        available[best] = False
+        current = np.vstack([current, Z[best]])
+        current = current[nondominated_mask(current)]
+        base += gains[best]
+    return chosen
+
+
+def features(encodings: Sequence[np.ndarray], cheap: np.ndarray) -> np.ndarray:
+    return np.hstack([np.asarray(encodings, dtype=float), np.asarray(cheap, dtype=float)])

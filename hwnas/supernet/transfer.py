@@ -1,0 +1,56 @@
+"""The ``supernet`` weight transfer: a candidate starts from the weights cut out of the supernet.
+
+The strategy writes each candidate's path of the supernet to a weights file in the run
+directory and gives the candidate ``{"kind": "supernet", "weights": "strategy/weights/....
+safetensors"}`` without a parent; the training provider loads that file and calls
+:func:`supernet_transfer` (registered in :data:`hwnas.training.inherit.TRANSFERS`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from hwnas.training.inherit import InheritReport
+from hwnas.types import Genotype
+
+if TYPE_CHECKING:
+    from hwnas.spaces.base import SearchSpace
+
+__all__ = ["supernet_transfer"]
+
+
+def supernet_transfer(
+    child: nn.Module,
+    parent_state: Mapping[str, torch.Tensor],
+    *,
+    parent_genotype: Genotype | None = None,
+    child_genotype: Genotype | None = None,
+    space: SearchSpace | None = None,
+    transfer: Mapping[str, Any] | None = None,
+) -> InheritReport:
+    """Load every tensor of the extracted path (the file was cut for this very genotype)."""
+    if (
+        parent_genotype is not None
+        and child_genotype is not None
+        and parent_genotype != child_genotype
+    ):
+        raise ValueError(
+            f"transfer 'supernet': the weights were cut for {parent_genotype.key()}, not for "
+            f"{child_genotype.key()}"
+        )
+    try:
+        child.load_state_dict(dict(parent_state), strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise ValueError(f"transfer 'supernet': the weights do not fit ({first})") from None
+    state = child.state_dict()
+    return InheritReport(
+        "supernet",
+        len(state),
+        sum(t.numel() for t in state.values()),
+        notes={"weights": str((transfer or {}).get("weights", ""))},
+    )
