@@ -1,6 +1,6 @@
 """Training throughput (images/s) of hwnas's trainer for three `mobilenet` sizes.
 
-CPU: fp32, data in memory. GPU (when CUDA is present): fp32 vs bf16 autocast + channels_last,
+CPU: fp32, data in memory, NCHW vs channels_last (the default). GPU (when CUDA is present): fp32 vs bf16 autocast + channels_last,
 and data kept on the GPU vs read through a DataLoader (pinned memory, worker processes), with
 the GPU's utilisation sampled while it trains (NVML through torch, else nvidia-smi).
 
@@ -165,8 +165,10 @@ def main() -> None:
         bs = 16 if args.smoke else args.cpu_batch_size
         data = synthetic(bs * 8)
         for size in sizes:
-            rows.append(measure(size, "cpu", base.replace(batch_size=bs), data, steps))
-            print_row(rows[-1])
+            for channels_last in (False, True):  # hwnas's default is channels_last
+                settings = base.replace(batch_size=bs, channels_last=channels_last)
+                rows.append(measure(size, "cpu", settings, data, steps))
+                print_row(rows[-1])
     if args.device in ("all", "cuda") and torch.cuda.is_available():
         bs = 32 if args.smoke else args.gpu_batch_size
         data = synthetic(bs * 40)

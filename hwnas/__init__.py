@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["HwnasError", "__version__", "search"]
+__all__ = ["HwnasError", "__version__", "resume", "search"]
 
 from hwnas.errors import HwnasError
 
@@ -18,3 +18,10 @@ def search(**kwargs: Any) -> SearchResult:
     from hwnas.api import search as _search
 
     return _search(**kwargs)
+
+
+def resume(run_dir: Any, **kwargs: Any) -> SearchResult:
+    """Continue a run; see :func:`hwnas.api.resume` for the keyword arguments."""
+    from hwnas.api import resume as _resume
+
+    return _resume(run_dir, **kwargs)

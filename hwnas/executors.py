@@ -292,10 +292,35 @@ class Pipeline:
 # -- the process pool ------------------------------------------------------------------------
 
 
-class ProcessExecutor(Executor):
-    """``workers`` spawned processes for phase 1 and one profiling process per device."""
+class PipelinedExecutor(Executor):
+    """An asynchronous executor whose jobs go through a :class:`Pipeline` to ``workers`` slots.
+
+    Subclasses set ``workers`` and ``_pipeline`` and implement ``_dispatch`` and ``wait``.
+    """
 
     asynchronous = True
+    workers: int
+    _pipeline: Pipeline
+
+    def _dispatch(self) -> None:
+        raise NotImplementedError
+
+    def has_room(self) -> bool:
+        return self.room() > 0
+
+    def room(self) -> int:
+        return self._pipeline.room(self.workers)
+
+    def submit(self, trial: Trial, ctx: EvalContext) -> None:
+        self._pipeline.submit(trial, ctx)
+        self._dispatch()
+
+    def busy(self) -> int:
+        return self._pipeline.in_flight
+
+
+class ProcessExecutor(PipelinedExecutor):
+    """``workers`` spawned processes for phase 1 and one profiling process per device."""
 
     def __init__(
         self,
@@ -315,19 +340,6 @@ class ProcessExecutor(Executor):
         # Started now, so evaluators build while the driver prepares the first candidates.
         self._pool = [self._spawn(threads_per_worker) for _ in range(workers)]
         self._profilers: dict[str, _Worker] = {}
-
-    def has_room(self) -> bool:
-        return self.room() > 0
-
-    def room(self) -> int:
-        return self._pipeline.room(self.workers)
-
-    def submit(self, trial: Trial, ctx: EvalContext) -> None:
-        self._pipeline.submit(trial, ctx)
-        self._dispatch()
-
-    def busy(self) -> int:
-        return self._pipeline.in_flight
 
     def wait(self) -> list[Trial]:
         while not self._pipeline.done:

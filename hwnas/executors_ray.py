@@ -22,17 +22,17 @@ import ray
 from ray.exceptions import RayError, RayTaskError
 
 from hwnas.errors import ConfigError
-from hwnas.evaluate import EvalContext, Evaluator
+from hwnas.evaluate import Evaluator
 from hwnas.executors import (
     EvaluatorFactory,
     Job,
     MeasurePlan,
     Pipeline,
+    PipelinedExecutor,
     build_in_worker,
     failed,
     run_jobs,
 )
-from hwnas.runner import Executor
 from hwnas.types import Trial
 
 # Per worker process: the evaluator of the latest executor (by token), so each Ray worker
@@ -58,10 +58,8 @@ class _Profiler:
         return run_jobs(self._evaluator, self._problem, jobs)
 
 
-class RayExecutor(Executor):
+class RayExecutor(PipelinedExecutor):
     """Phase 1 as Ray tasks, phase 2 on profiling actors (see the module docstring)."""
-
-    asynchronous = True
 
     def __init__(
         self,
@@ -102,19 +100,6 @@ class RayExecutor(Executor):
         self._running: dict[Any, list[Job]] = {}  # ObjectRef -> the jobs it computes
         self._profilers: dict[str, Any] = {}  # device -> actor handle
         self._measuring: dict[str, Any] = {}  # device -> ObjectRef of its current batch
-
-    def has_room(self) -> bool:
-        return self.room() > 0
-
-    def room(self) -> int:
-        return self._pipeline.room(self.workers)
-
-    def submit(self, trial: Trial, ctx: EvalContext) -> None:
-        self._pipeline.submit(trial, ctx)
-        self._dispatch()
-
-    def busy(self) -> int:
-        return self._pipeline.in_flight
 
     def wait(self) -> list[Trial]:
         while not self._pipeline.done:

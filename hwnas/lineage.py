@@ -154,7 +154,8 @@ def _values(ancestor: Ancestor, units: Mapping[str, str]) -> str:
     parts = []
     for metric, value in ancestor.values.items():
         text = f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
-        parts.append(f"{metric} {text}{(' ' + units[metric]) if units.get(metric) else ''}")
+        unit = units.get(metric, "")
+        parts.append(f"{metric} {text}{' ' + unit if unit and unit != 'count' else ''}")
     return ", ".join(parts) if ancestor.state == "complete" else ancestor.state
 
 

@@ -65,7 +65,7 @@ def test_ancestry_is_the_line_from_the_root_with_morphisms_and_scores(run_dir):
     text = render_ancestry(line, {"error": "%", "params": "count"})
     assert "widen(layer=2, channels=32) [exact]" in text
     assert "prune(layer=1, channels=8) [approximate, distilled 0.5]" in text
-    assert "trial 2: error 22 %, params 5,000 count, 2 epochs" in text
+    assert "trial 2: error 22 %, params 5,000, 2 epochs" in text
     assert "seed" not in text
 
 

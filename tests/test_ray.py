@@ -73,7 +73,7 @@ def test_the_profiling_actor_never_measures_while_tasks_train(cluster, tmp_path)
     log_dir = tmp_path / "log"
     log_dir.mkdir()
     factory = functools.partial(
-        sleepy_evaluator, seconds=0.2, measure_seconds=0.05, log_dir=str(log_dir)
+        sleepy_evaluator, seconds=0.4, measure_seconds=0.05, log_dir=str(log_dir)
     )
     executor = RayExecutor(evaluator_factory=factory, workers=2)
     trials = search(tmp_path / "run", factory, executor, budget=12)

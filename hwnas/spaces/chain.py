@@ -285,11 +285,13 @@ class ChainSpace(SearchSpace):
 
     def layers(self, genotype: Genotype) -> list[LayerInfo]:
         infos = []
+        channels = self.in_channels
         for layer in self.to_layers(genotype):
             if layer.is_conv:
-                infos.append(LayerInfo(op=CONV, kernel=layer.kernel, channels=layer.channels))
+                channels = layer.channels
+                infos.append(LayerInfo(op=CONV, kernel=layer.kernel, channels=channels))
             else:
-                infos.append(LayerInfo(op="maxpool", kernel=2, stride=2))
+                infos.append(LayerInfo(op="maxpool", kernel=2, channels=channels, stride=2))
         return infos
 
     # -- search operators ------------------------------------------------------------------

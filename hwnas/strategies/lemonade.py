@@ -113,7 +113,8 @@ class LemonadeSearch(Strategy):
         self._evaluated: dict[str, dict[str, Any]] = {}  # spec -> {trial, F, cheap}
         self._queue: list[dict[str, Any]] = []  # accepted, not yet handed out
         self._generation = 0
-        self._outstanding: list[str] = []  # handed out, not yet told (morphism mode)
+        self._outstanding: list[str] = []  # handed out, not yet told
+        self._logged = 0  # the last generation whose event was logged
         self._hv_box: list[list[float]] | None = None  # fixed normalisation of the events' HV
         self._weights: bool | None = None  # the mode, decided at the first ask
 
@@ -169,8 +170,9 @@ class LemonadeSearch(Strategy):
             self._queue = self._next_generation()
         chunk, self._queue = self._queue[:n], self._queue[n:]
         candidates = [self._candidate(item) for item in chunk]
-        if weights:
-            self._outstanding += [c.genotype.spec for c in candidates]
+        if weights:  # never wait for a result the runner would not produce
+            candidates = [c for c in candidates if c.key() not in self.known]
+        self._outstanding += [c.genotype.spec for c in candidates]
         return candidates
 
     def _candidate(self, item: dict[str, Any]) -> Candidate:
@@ -208,6 +210,10 @@ class LemonadeSearch(Strategy):
                 "F": row.tolist() if np.isfinite(row).all() else None,
                 "cheap": self._cheap_row(trial.genotype),
             }
+        if not self._outstanding and not self._queue and self._logged < self._generation:
+            population = self.population()
+            if population:
+                self._log_generation(population)
 
     # -- generations -----------------------------------------------------------------------
     def population(self) -> list[str]:
@@ -221,8 +227,6 @@ class LemonadeSearch(Strategy):
 
     def _next_generation(self) -> list[dict[str, Any]]:
         population = self.population()
-        if population:
-            self._log_generation(population)
         self._generation += 1
         if not population:
             return self._initial_generation()
@@ -370,6 +374,7 @@ class LemonadeSearch(Strategy):
             members=sorted(int(self._evaluated[s]["trial"]) for s in population),
             hypervolume=normalised_hypervolume(F, ideal, nadir),
         )
+        self._logged = self._generation
 
     # -- state -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -379,6 +384,7 @@ class LemonadeSearch(Strategy):
             "queue": self._queue,
             "generation": self._generation,
             "outstanding": self._outstanding,
+            "logged": self._logged,
             "hv_box": self._hv_box,
             "weights": self._weights,
         }
@@ -389,6 +395,7 @@ class LemonadeSearch(Strategy):
         self._queue = [dict(i) for i in state["queue"]]
         self._generation = int(state["generation"])
         self._outstanding = list(state.get("outstanding", []))
+        self._logged = int(state.get("logged", 0))
         self._hv_box = state.get("hv_box")
         self._weights = state.get("weights")
 

@@ -79,7 +79,8 @@ def test_lut_sum_tracks_measured_latency(table, small_space, fast_cpu) -> None:
         fast, slow = measure_torch_latencies(models, (3, 32, 32), profile=fast_cpu)
     # 4.3x the MACs; eager mode's fixed cost per module narrows the latency ratio.
     assert table.predict(heavy) > 1.5 * table.predict(light)
-    assert slow.value > 1.5 * fast.value
+    # The fastest of the timed runs: other processes on a shared machine only ever add time.
+    assert slow.stats["min"] > 1.5 * fast.stats["min"]
 
 
 def test_per_slot_queries_for_the_supernet(table, small_space) -> None:

@@ -13,6 +13,14 @@ from hwnas.types import Genotype
 SPACE = make_space("chain")
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def test_text_and_json_forms_round_trip_to_one_canonical_form():
     g = SPACE.parse(" K3C16 - k3c16+1 - pool - k5c32 - k1c32+4 ")
     assert g == Genotype("chain", "k3c16-k3c16+1-pool-k5c32-k1c32+4")
@@ -100,7 +108,6 @@ def test_encoding_is_fixed_length_and_tells_networks_apart():
 
 
 def test_network_has_the_layers_and_skips_of_its_genotype():
-    torch.set_num_threads(1)
     g = SPACE.parse("k3c8-k1c16+1-pool-k5c8")
     model = SPACE.build(g, num_classes=10, in_channels=1)
     expected = (

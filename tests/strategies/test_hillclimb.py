@@ -17,6 +17,14 @@ from hwnas.types import Measurement, Trial, TrialState
 CHAIN = make_space("chain", {"resolution": 16, "in_channels": 1})
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _synthetic(number, candidate):
     """Error falls as networks get deeper and wider (a stand-in for training)."""
     layers = CHAIN.layer_list(candidate.genotype)
@@ -104,7 +112,6 @@ def test_tabular_climb_with_mutations(tmp_path, nb201_csv):
 
 @pytest.mark.slow
 def test_a_digits_climb_trains_children_from_the_parent(tmp_path):
-    torch.set_num_threads(1)
     result = hwnas.search(
         space="chain", strategy="hillclimb", dataset="digits", objectives=["error"], budget=4,
         out=tmp_path / "run", space_options={"resolution": 16, "in_channels": 1},
