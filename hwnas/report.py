@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.config import dumps_toml
+from hwnas.lineage import describe_transfer
 from hwnas.objectives.base import Objective
 from hwnas.plot import RunData, format_number, format_value, load_run, render_plots
 from hwnas.types import Trial, TrialState
@@ -327,7 +328,7 @@ def _family_tree(run: RunData) -> str:
 
     def node(n: int) -> str:
         t = by_number[n]
-        transfer = (t.candidate.transfer or {}).get("kind")
+        transfer = describe_transfer(t.candidate.transfer) if t.candidate.transfer else None
         badges = " <span class='badge'>front</span>" if n in members else ""
         badges += " <span class='badge'>knee</span>" if n == knee else ""
         link = f"<a href='#trial-{n}'>trial {n}</a>" if n in members else f"trial {n}"

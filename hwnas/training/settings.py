@@ -48,6 +48,7 @@ class TrainSettings:
     eval_batch_size: int = 500
     bn_images: int = 2048  # training images that re-estimate BatchNorm statistics at the end
     deterministic: bool = True  # cuDNN deterministic kernels on CUDA
+    threads: int | None = None  # CPU threads while training; None: torch's default
 
     #: Keys of ``RunConfig.training`` that are not training settings (used elsewhere).
     OTHER_KEYS: ClassVar[frozenset[str]] = frozenset(
@@ -86,6 +87,8 @@ class TrainSettings:
         _check_int("eval_batch_size", self.eval_batch_size, low=1)
         _check_int("bn_images", self.bn_images, low=0)
         _check_bool("deterministic", self.deterministic)
+        if self.threads is not None:
+            _check_int("threads", self.threads, low=1)
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> TrainSettings:

@@ -22,6 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from hwnas.errors import ConfigError, DeviceError
+from hwnas.profilers.base import pinned_threads
 from hwnas.training.batches import eval_batches, make_batches
 from hwnas.training.datasets import DatasetSplits, Split, TensorSplit, stratified_split
 from hwnas.training.settings import TrainSettings
@@ -110,6 +111,7 @@ class TrainResult:
     loader: str
     oom_retries: int
     state: dict[str, torch.Tensor] = field(repr=False)
+    threads: int = 0  # torch's intra-op threads while it trained
 
     @property
     def images_per_second(self) -> float:
@@ -130,7 +132,7 @@ class TrainResult:
             "val_loss": self.val_loss,
             "images_per_second": self.images_per_second,
             "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
+            "threads": self.threads,
         }
 
 
@@ -162,6 +164,21 @@ def train(
     initial = None
     if dev.type == "cuda":  # kept to restart cleanly after running out of memory
         initial = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+    with pinned_threads(settings.threads):  # fewer can be faster on a busy machine
+        distill = (distill_weight, distill_temperature)
+        return _train_with_retry(model, data, settings, dev, seed, initial, teacher, distill)
+
+
+def _train_with_retry(
+    model: nn.Module,
+    data: DatasetSplits,
+    settings: TrainSettings,
+    dev: torch.device,
+    seed: int,
+    initial: dict[str, torch.Tensor] | None,
+    teacher: nn.Module | None,
+    distill: tuple[float, float],
+) -> TrainResult:
     batch_size = settings.batch_size
     for retries in range(2):
         try:
@@ -172,7 +189,7 @@ def train(
                 dev,
                 seed,
                 teacher=teacher,
-                distill=(distill_weight, distill_temperature),
+                distill=distill,
                 oom_retries=retries,
             )
         except torch.cuda.OutOfMemoryError:  # torch.OutOfMemoryError since torch 2.5
@@ -301,6 +318,7 @@ def _fit(
         loader=loader_kind,
         oom_retries=oom_retries,
         state={k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
+        threads=torch.get_num_threads(),
     )
 
 

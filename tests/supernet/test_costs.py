@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 import torch
+from supernet_helpers import DIGITS, SMALL, TINY, build_table, classification_task
 
 from hwnas.profilers.cheap import count_macs, count_params
 from hwnas.profilers.memory import estimate_peak_memory
 from hwnas.spaces.mobilenet import MobileNetSpace
 from hwnas.supernet.costs import CostSet, counted_terms, latency_term
 from hwnas.supernet.network import path_indices
-from tests.supernet.conftest import DIGITS, SMALL, TINY, build_table, classification_task
 
 
 def _one_hot(space, genotype):

@@ -2,13 +2,13 @@
 
 import pytest
 import torch
+from supernet_helpers import SMALL, classification_task
 
 from hwnas.spaces.mobilenet import MobileNetSpace
 from hwnas.supernet.costs import CostSet, counted_terms
 from hwnas.supernet.losses import FBNetLoss, PenaltyLoss, SNASLoss, TargetLoss
 from hwnas.supernet.network import Supernet, extract_state
 from hwnas.supernet.relax import relax
-from tests.supernet.conftest import SMALL, classification_task
 
 
 @pytest.fixture(scope="module")

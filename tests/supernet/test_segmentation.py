@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from supernet_helpers import SMALL
 
 from hwnas.errors import DatasetError
 from hwnas.segmentation.data import IGNORE, load_segmentation, synthetic_shapes
@@ -13,7 +14,6 @@ from hwnas.spaces.mobilenet import MobileNetSpace
 from hwnas.supernet.network import Supernet, extract_state
 from hwnas.training.settings import TrainSettings
 from hwnas.types import TrialState
-from tests.supernet.conftest import SMALL
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ import json
 import sqlite3
 
 import pytest
+from supernet_helpers import DIGITS, TINY, build_table
 
 import hwnas
 from hwnas.api import Session, resume
@@ -19,7 +20,6 @@ from hwnas.store import RunStore
 from hwnas.strategies import make_strategy
 from hwnas.strategies.base import RunContext
 from hwnas.types import TrialState
-from tests.supernet.conftest import DIGITS, TINY, build_table
 
 #: Two wide layers: the first may skip (16 -> 16), the second halves the resolution.
 WIDE = {"stages": [[16, 1, 1], [32, 2, 1]], "head_channels": 64}

@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 import torch
+from supernet_helpers import TINY, build_table, classification_task
 
 from hwnas.errors import RunError
 from hwnas.spaces.mobilenet import MobileNetSpace
 from hwnas.supernet.costs import CostSet, counted_terms, latency_term
 from hwnas.supernet.losses import FBNetLoss, PenaltyLoss
 from hwnas.supernet.trainer import SupernetSettings, SupernetTrainer
-from tests.supernet.conftest import TINY, build_table, classification_task
 
 
 def test_higher_latency_weight_samples_lower_latency_architectures(digits, fast_cpu):

@@ -178,3 +178,13 @@ def test_cuda_out_of_memory_retries_with_half_the_batch_then_fails_clearly():
     model = space.build(space.parse("-".join(["ir_k5_e6"] * space.num_layers)), num_classes=10)
     with pytest.raises(OutOfMemory, match="batch size 8192 \\(after 16384\\)"):
         train(model, data, TrainSettings(epochs=1, batch_size=n), device="cuda", seed=0)
+
+
+def test_threads_setting_applies_while_training_and_is_restored(digits, space):
+    before = torch.get_num_threads()
+    settings = SETTINGS.replace(epochs=0.2, threads=1)
+    result = train(_model(space), digits, settings, device="cpu", seed=0)
+    assert result.threads == 1 and result.env()["threads"] == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(ConfigError, match="threads"):
+        SETTINGS.replace(threads=0)
