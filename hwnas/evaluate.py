@@ -311,7 +311,13 @@ def build_providers(config: RunConfig, space: SearchSpace) -> list[MetricProvide
         from hwnas.benchmarks import TabularBenchmark
 
         providers.append(TableProvider(TabularBenchmark(path=config.benchmark, space=space)))
-    if config.dataset:
+    if config.dataset and config.dataset.startswith("segmentation:"):
+        from hwnas.segmentation.provider import SegmentationProvider
+
+        segmentation = SegmentationProvider.from_config(config, space)
+        providers.append(segmentation)
+        num_classes, input_shape = segmentation.num_classes, tuple(segmentation.input_shape)
+    elif config.dataset:
         from hwnas.training.provider import TrainingProvider
 
         training = TrainingProvider.from_config(config, space)

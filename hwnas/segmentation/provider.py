@@ -21,11 +21,39 @@ from hwnas.spaces.mobilenet import MobileNetSpace
 from hwnas.training.settings import TrainSettings
 from hwnas.types import Candidate, Genotype, Measurement
 
-__all__ = ["SegmentationProvider"]
+__all__ = ["PREFIX", "SegmentationProvider"]
+
+
+#: ``--dataset`` prefix that selects a segmentation dataset (``segmentation:shapes``).
+PREFIX = "segmentation:"
 
 
 class SegmentationProvider(MetricProvider):
     cheap = False
+
+    @classmethod
+    def from_config(cls, config: Any, space: Any) -> SegmentationProvider:
+        """The provider for ``--dataset segmentation:NAME`` with the run's training settings."""
+        from hwnas.segmentation.data import load_segmentation
+
+        if not isinstance(space, MobileNetSpace):
+            raise ConfigError(
+                f"segmentation searches use the mobilenet space as the encoder, not '{space.name}'"
+            )
+        name = config.dataset[len(PREFIX) :]
+        training = dict(config.training)
+        train_device = str(training.pop("train_device", "auto"))
+        resolution = int(training.pop("resolution", 32))
+        data = load_segmentation(
+            name, data_dir=config.data_dir, resolution=resolution, seed=config.seed
+        )
+        return cls(
+            space=space,
+            data=data,
+            settings=TrainSettings.from_options(training),
+            train_device=train_device,
+            seed=config.seed,
+        )
 
     def __init__(
         self,

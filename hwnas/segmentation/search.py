@@ -1,8 +1,9 @@
 """A supernet search for segmentation through the library: :func:`search_segmentation`.
 
 It wires the same pieces as :func:`hwnas.search` (run store, strategy, runner, front files)
-with a :class:`SegmentationProvider` in place of the classification TrainingProvider. The
-CLI does not offer it (its ``--dataset`` names classification datasets).
+with a :class:`SegmentationProvider` in place of the classification TrainingProvider, for data
+given as an object. From a config (CLI, ``hwnas.search``), ``dataset="segmentation:NAME"``
+reaches the same provider through :func:`hwnas.evaluate.build_providers`.
 """
 
 from __future__ import annotations

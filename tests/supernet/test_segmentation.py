@@ -94,3 +94,32 @@ def test_squeezenas_searches_segmentation_on_synthetic_shapes(tmp_path):
     # Trained a little, the networks beat predicting background everywhere (~25 % mIoU here).
     assert max(t.value("miou") for t in result.trials) > 35
     assert (tmp_path / "seg" / "front.csv").is_file() and result.front.members
+
+
+@pytest.mark.slow
+def test_segmentation_search_from_the_cli_and_resume(tmp_path):
+    from typer.testing import CliRunner
+
+    from hwnas.cli import app
+
+    out = tmp_path / "seg-cli"
+    args = [
+        "search", "--space", "mobilenet", "--strategy", "squeezenas",
+        "--dataset", "segmentation:shapes", "--objective", "miou:max", "--objective", "macs",
+        "--budget", "2", "--epochs", "1", "--batch-size", "8", "--train-device", "cpu",
+        "--space-option", "stages=[[8,1,1],[16,2,1]]", "--space-option", "head_channels=32",
+        "--strategy-option", "epochs=1", "--strategy-option", "warmup_epochs=0",
+        "--strategy-option", "samples_per_head=1", "--no-progress", "--out", str(out),
+    ]  # fmt: skip
+    runner = CliRunner()
+    done = runner.invoke(app, args)
+    assert done.exit_code == 0, done.output
+    assert "2 complete, 0 failed" in " ".join(done.output.split())  # rich wraps lines
+    header = (out / "front.csv").read_text().splitlines()[0]
+    assert header == "trial,genotype,miou,macs"
+    resumed = runner.invoke(app, ["resume", str(out), "--budget", "3", "--no-progress"])
+    assert resumed.exit_code == 0, resumed.output
+    bad = runner.invoke(app, [*args[:6], "segmentation:nope", *args[7:-1], str(tmp_path / "x")])
+    assert bad.exit_code == 2
+    assert "unknown segmentation dataset 'nope'" in " ".join(bad.output.split())
+    assert not (tmp_path / "x").exists()
