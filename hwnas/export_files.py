@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ import numpy as np
 
 from hwnas import __version__
 from hwnas.export_verify import exporter_of, opset_of
+from hwnas.files import atomic_write
 from hwnas.types import Measurement
 
 __all__ = [
@@ -142,9 +142,9 @@ def write_export(
     }
     passed = onnx is not None
     if passed:
-        _atomic_write(paths["onnx"], onnx)
+        atomic_write(paths["onnx"], onnx)
         if int8 is not None:
-            _atomic_write(paths["int8"], int8)
+            atomic_write(paths["int8"], int8)
             record["int8"]["file"] = paths["int8"].name
         stale = [paths["failed"]] + ([paths["int8"]] if int8 is None else [])
         json_path = paths["json"]
@@ -156,7 +156,7 @@ def write_export(
     ordered = {k: record[k] for k in _ORDER if k in record}
     ordered.update((k, v) for k, v in record.items() if k not in ordered)
     text = json.dumps(_jsonable(ordered), indent=2, allow_nan=False) + "\n"
-    _atomic_write(json_path, text.encode())
+    atomic_write(json_path, text.encode())
     for path in stale:
         path.unlink(missing_ok=True)
     verification = record["verification"]
@@ -170,12 +170,6 @@ def write_export(
         int8_path=paths["int8"] if passed and int8 is not None else None,
         record=record,
     )
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _jsonable(value: Any) -> Any:

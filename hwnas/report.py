@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.config import dumps_toml
+from hwnas.files import atomic_write
 from hwnas.lineage import describe_transfer
 from hwnas.objectives.base import Objective
 from hwnas.plot import RunData, format_number, format_value, load_run, render_plots
@@ -69,10 +70,7 @@ def write_report(run_dir: str | os.PathLike[str]) -> Path:
     """Write ``RUN_DIR/report.html`` and return its path."""
     run = load_run(run_dir)
     path = run.run_dir / REPORT_NAME
-    tmp = path.with_name(f".{REPORT_NAME}.tmp")
-    tmp.write_text(render_report(run), encoding="utf-8")
-    os.replace(tmp, path)  # a reader never sees half a page
-    return path
+    return atomic_write(path, render_report(run))
 
 
 def render_report(run: RunData) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from hwnas.files import atomic_write
 from hwnas.objectives.base import Constraint, Objective
 from hwnas.objectives.pareto import (
     front_indices,
@@ -156,13 +156,6 @@ def write_front(run_dir: Path, front: Front) -> tuple[Path, Path]:
         writer.writerow(
             [t.number, t.genotype.spec, *(repr(t.value(o.metric)) for o in front.objectives)]
         )
-    csv_path = _atomic_write(run_dir / "front.csv", buffer.getvalue())
-    json_path = _atomic_write(run_dir / "front.json", json.dumps(front.to_json(), indent=2) + "\n")
+    csv_path = atomic_write(run_dir / "front.csv", buffer.getvalue())
+    json_path = atomic_write(run_dir / "front.json", json.dumps(front.to_json(), indent=2) + "\n")
     return csv_path, json_path
-
-
-def _atomic_write(path: Path, text: str) -> Path:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from hwnas.devices import DeviceProfile, fingerprint
 from hwnas.errors import ConfigError, DeviceError
+from hwnas.files import atomic_write
 from hwnas.types import Genotype, Measurement
 
 if TYPE_CHECKING:
@@ -284,9 +285,7 @@ class LatencyTable:
         """Write the table as JSON (atomically: a killed build leaves no half file)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=1))
-        tmp.replace(path)
+        atomic_write(path, json.dumps(self.to_json(), indent=1))
         self.meta["path"] = str(path)
         return path
 

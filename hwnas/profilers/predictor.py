@@ -27,6 +27,7 @@ import numpy as np
 
 from hwnas.devices import DeviceProfile, fingerprint
 from hwnas.errors import DeviceError
+from hwnas.files import atomic_write
 from hwnas.profilers.lut import LatencyTable
 from hwnas.types import Genotype, Measurement
 
@@ -294,9 +295,7 @@ class LatencyPredictor:
     def save(self, path: str | os.PathLike[str]) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=1))
-        tmp.replace(path)
+        atomic_write(path, json.dumps(self.to_json(), indent=1))
         self.meta["path"] = str(path)
         return path
 

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from hwnas.errors import RunError
+from hwnas.files import atomic_write
 
 __all__ = ["Checkpoint", "load_checkpoint", "save_checkpoint"]
 
@@ -52,11 +53,10 @@ def save_checkpoint(directory: Path, checkpoint: Checkpoint) -> Path:
     torch.save(checkpoint.optim, tmp)
     os.replace(tmp, optim_path)
     latest = directory / LATEST
-    tmp_latest = latest.with_name(LATEST + ".tmp")
-    tmp_latest.write_text(
-        json.dumps({"epoch": checkpoint.epoch, "fingerprint": checkpoint.meta.get("fingerprint")})
+    atomic_write(
+        latest,
+        json.dumps({"epoch": checkpoint.epoch, "fingerprint": checkpoint.meta.get("fingerprint")}),
     )
-    os.replace(tmp_latest, latest)
     for old in directory.glob("epoch-*"):
         if old not in (tensors_path, optim_path):
             old.unlink(missing_ok=True)

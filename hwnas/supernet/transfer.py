@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from hwnas.training.inherit import InheritReport
+from hwnas.training.inherit import InheritReport, load_whole_state
 from hwnas.types import Genotype
 
 if TYPE_CHECKING:
@@ -42,15 +42,10 @@ def supernet_transfer(
             f"transfer 'supernet': the weights were cut for {parent_genotype.key()}, not for "
             f"{child_genotype.key()}"
         )
-    try:
-        child.load_state_dict(dict(parent_state), strict=True)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise ValueError(f"transfer 'supernet': the weights do not fit ({first})") from None
-    state = child.state_dict()
-    return InheritReport(
-        "supernet",
-        len(state),
-        sum(t.numel() for t in state.values()),
+    return load_whole_state(
+        child,
+        parent_state,
+        kind="supernet",
+        source="the weights",
         notes={"weights": str((transfer or {}).get("weights", ""))},
     )

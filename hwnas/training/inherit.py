@@ -28,7 +28,15 @@ from hwnas.types import Genotype
 if TYPE_CHECKING:
     from hwnas.spaces.base import SearchSpace
 
-__all__ = ["TRANSFERS", "InheritReport", "Transfer", "continue_training", "inherit", "shape_match"]
+__all__ = [
+    "TRANSFERS",
+    "InheritReport",
+    "Transfer",
+    "continue_training",
+    "inherit",
+    "load_whole_state",
+    "shape_match",
+]
 
 #: The kind used when a candidate has a parent but no ``transfer``.
 DEFAULT_KIND = "shape_match"
@@ -164,12 +172,23 @@ def continue_training(
             f"transfer 'continue' needs the parent's genotype; parent is "
             f"{parent_genotype.key()}, child {child_genotype.key()}"
         )
+    return load_whole_state(child, parent_state, kind="continue", source="the parent's weights")
+
+
+def load_whole_state(
+    child: nn.Module,
+    state: Mapping[str, torch.Tensor],
+    *,
+    kind: str,
+    source: str,
+    notes: Mapping[str, Any] | None = None,
+) -> InheritReport:
+    """Load every tensor of ``state`` into ``child`` (strictly); a mismatch is one line."""
     try:
-        child.load_state_dict(dict(parent_state), strict=True)
+        child.load_state_dict(dict(state), strict=True)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
-        raise ValueError(
-            f"transfer 'continue': the parent's weights do not fit ({first})"
-        ) from None
-    n = sum(t.numel() for t in child.state_dict().values())
-    return InheritReport("continue", len(child.state_dict()), n)
+        raise ValueError(f"transfer '{kind}': {source} do not fit ({first})") from None
+    loaded = child.state_dict()
+    elements = sum(t.numel() for t in loaded.values())
+    return InheritReport(kind, len(loaded), elements, notes=dict(notes or {}))
