@@ -13,6 +13,7 @@ from hwnas.morphisms.base import (
     io_shape,
     morphisms_for,
     propose,
+    propose_transfer,
 )
 
 __all__ = [
@@ -25,4 +26,5 @@ __all__ = [
     "io_shape",
     "morphisms_for",
     "propose",
+    "propose_transfer",
 ]

@@ -132,6 +132,32 @@ def propose(
     return (genotype, described) if described else None
 
 
+def propose_transfer(
+    space: SearchSpace,
+    parent: Genotype,
+    rng: np.random.Generator,
+    *,
+    names: Sequence[str] | None = None,
+    steps: int = 1,
+    distill: float = 0.0,
+) -> tuple[Genotype, dict[str, Any]] | None:
+    """:func:`propose`, with the candidate's ``morphism`` transfer: the steps, a seed for the
+    fresh tensors, and ``distill`` (knowledge distillation from the parent, when > 0) if any
+    step is approximate. None when no morphism applies."""
+    proposal = propose(space, parent, rng, names=names, steps=steps)
+    if proposal is None:
+        return None
+    child, described = proposal
+    transfer: dict[str, Any] = {
+        "kind": "morphism",
+        "steps": described,
+        "seed": int(rng.integers(2**31)),
+    }
+    if distill > 0 and not all(s["exact"] for s in described):
+        transfer["distill"] = distill
+    return child, transfer
+
+
 def apply_steps(
     space: SearchSpace,
     parent: Genotype,

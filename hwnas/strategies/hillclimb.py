@@ -185,19 +185,13 @@ class HillClimb(Strategy):
             for _ in range(self.morphisms_per_child):
                 child = self.space.mutate(child, self.rng)
             return child, None  # may equal the parent: the caller skips known networks
-        from hwnas.morphisms import morphisms_for, propose
+        from hwnas.morphisms import morphisms_for, propose_transfer
 
         names = [n for n, m in morphisms_for(self.space).items() if m.exact or self.approximate]
-        proposal = propose(
-            self.space, parent, self.rng, names=names, steps=self.morphisms_per_child
+        proposal = propose_transfer(
+            self.space, parent, self.rng, names=names, steps=self.morphisms_per_child, distill=0.5
         )
-        if proposal is None:
-            return None, None
-        child, steps = proposal
-        transfer = {"kind": "morphism", "steps": steps, "seed": int(self.rng.integers(2**31))}
-        if not all(s["exact"] for s in steps):
-            transfer["distill"] = 0.5
-        return child, transfer
+        return proposal if proposal is not None else (None, None)
 
     # -- state -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

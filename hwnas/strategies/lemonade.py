@@ -311,21 +311,19 @@ class LemonadeSearch(Strategy):
             steps = int(self.rng.integers(1, self.max_mutations + 1))
             transfer = None
             if self.uses_morphisms:
-                from hwnas.morphisms import propose
+                from hwnas.morphisms import propose_transfer
 
-                proposal = propose(
-                    self.space, parent, self.rng, names=self.morphism_names, steps=steps
+                proposal = propose_transfer(
+                    self.space,
+                    parent,
+                    self.rng,
+                    names=self.morphism_names,
+                    steps=steps,
+                    distill=self.distill,
                 )
                 if proposal is None:
                     return None, None
-                child, described = proposal
-                transfer = {
-                    "kind": "morphism",
-                    "steps": described,
-                    "seed": int(self.rng.integers(2**31)),
-                }
-                if self.distill > 0 and not all(s["exact"] for s in described):
-                    transfer["distill"] = self.distill
+                child, transfer = proposal
                 key = Candidate(child, fidelity=self.epochs_per_child).key()
             else:
                 child = parent
