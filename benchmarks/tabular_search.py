@@ -90,9 +90,13 @@ class Scorer:
     def _hv(self, F: np.ndarray) -> float:
         return hypervolume(normalise(F, self.ideal, self.nadir), np.full(F.shape[1], REFERENCE))
 
+    def score(self, F: np.ndarray) -> float:
+        """Normalised hypervolume of objective rows (signed so that all are minimised)."""
+        return self._hv(F) / self.true_hv
+
     def curve(self, specs: Sequence[str]) -> list[float]:
         F = np.array([self.rows[s] for s in specs])
-        return [self._hv(F[:n]) / self.true_hv for n in CHECKPOINTS if n <= len(F)]
+        return [self.score(F[:n]) for n in CHECKPOINTS if n <= len(F)]
 
 
 # Predictor quality (Kendall tau, accuracy / resource) logged by strategies that predict:

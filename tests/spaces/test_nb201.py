@@ -161,3 +161,65 @@ def test_options_and_layers() -> None:
 def test_import_does_not_load_torch() -> None:
     code = "import sys, hwnas.spaces.nb201; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _outputs_with_shared_weights(space: NB201Space, specs: list[str]) -> list[torch.Tensor]:
+    """Outputs of the specs' networks in eval mode, each given the first network's weights and
+    (randomised) batch-norm statistics wherever a tensor of the same name and shape exists."""
+    torch.manual_seed(0)
+    reference = space.build(space.parse(specs[0]), num_classes=10).eval()
+    for module in reference.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            for tensor in (module.weight, module.bias, module.running_mean):
+                tensor.data.normal_()
+            module.running_var.data.uniform_(0.5, 2.0)
+    x = torch.randn(2, 3, 32, 32)
+    outputs = []
+    for spec in specs:
+        net = space.build(space.parse(spec), num_classes=10).eval()
+        own = net.state_dict()
+        shared = {
+            k: v for k, v in reference.state_dict().items() if k in own and own[k].shape == v.shape
+        }
+        net.load_state_dict(shared, strict=False)
+        with torch.no_grad():
+            outputs.append(net(x))
+    return outputs
+
+
+def test_function_key_groups_cells_that_compute_the_same_function(space: NB201Space) -> None:
+    # Edge 3<-2 is none, so node 2 is unused: what flows into it changes nothing.
+    base = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|skip_connect~0|nor_conv_3x3~1|none~2|"
+    unused_differ = (
+        "|nor_conv_3x3~0|+|avg_pool_3x3~0|skip_connect~1|+|skip_connect~0|nor_conv_3x3~1|none~2|"
+    )
+    live_differs = (
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|skip_connect~0|nor_conv_1x1~1|none~2|"
+    )
+    keys = [space.function_key(space.parse(s)) for s in (base, unused_differ, live_differs)]
+    assert keys[0] == keys[1] != keys[2]
+    reference, same, other = _outputs_with_shared_weights(
+        space, [base, unused_differ, live_differs]
+    )
+    assert torch.equal(same, reference)
+    assert not torch.allclose(other, reference, atol=1e-3)
+
+    # Node 1 receives nothing, so its outgoing edges carry nothing (zeros at initialisation;
+    # a per-channel constant once batch norm has learnt a shift).
+    no_input = (
+        "|none~0|+|skip_connect~0|nor_conv_3x3~1|+|nor_conv_1x1~0|nor_conv_3x3~1|skip_connect~2|"
+    )
+    no_input_differ = (
+        "|none~0|+|skip_connect~0|avg_pool_3x3~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
+    )
+    assert space.function_key(space.parse(no_input)) == space.function_key(
+        space.parse(no_input_differ)
+    )
+    assert space.function_key(space.parse(uniform("none"))) == "zero"
+
+    # A node sums its inputs: node 2 = conv(x) + x either way round.
+    conv_first = "|skip_connect~0|+|nor_conv_3x3~0|skip_connect~1|+|none~0|none~1|skip_connect~2|"
+    skip_first = "|skip_connect~0|+|skip_connect~0|nor_conv_3x3~1|+|none~0|none~1|skip_connect~2|"
+    assert space.function_key(space.parse(conv_first)) == space.function_key(
+        space.parse(skip_first)
+    )
