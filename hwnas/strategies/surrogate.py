@@ -3,9 +3,9 @@
 Used by strategies that generate many candidates cheaply and can afford to evaluate few (the
 surrogate-assisted acceptance of LEMONADE). Features are the space's fixed-length encoding plus
 training-free costs; the model is a least-squares fit of an additive cost (latency tables and
-hardware cost models sum per-layer costs, so that part is exact from a few dozen evaluations)
-plus an ensemble of randomised trees on what it leaves, whose spread across trees gives an
-uncertainty. Everything is refitted from the evaluated trials, so it has no state of its
+hardware cost models sum per-layer costs, so it predicts them almost exactly after a few dozen
+evaluations) plus an ensemble of randomised trees on what it leaves, whose spread across trees
+gives an uncertainty. Everything is refitted from the evaluated trials, so it has no state of its
 own to save: a resumed strategy refits it from the same data and makes the same choices.
 """
 
