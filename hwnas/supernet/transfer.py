@@ -33,19 +33,11 @@ def supernet_transfer(
     transfer: Mapping[str, Any] | None = None,
 ) -> InheritReport:
     """Load every tensor of the extracted path (the file was cut for this very genotype)."""
-    if (
-        parent_genotype is not None
-        and child_genotype is not None
-        and parent_genotype != child_genotype
-    ):
-        raise ValueError(
-            f"transfer 'supernet': the weights were cut for {parent_genotype.key()}, not for "
-            f"{child_genotype.key()}"
-        )
     return load_whole_state(
         child,
         parent_state,
         kind="supernet",
         source="the weights",
         notes={"weights": str((transfer or {}).get("weights", ""))},
+        genotypes=(parent_genotype, child_genotype),
     )

@@ -163,16 +163,13 @@ def continue_training(
     transfer: Mapping[str, Any] | None = None,
 ) -> InheritReport:
     """Load the whole parent state: the child is the same network, trained further."""
-    if (
-        parent_genotype is not None
-        and child_genotype is not None
-        and parent_genotype != child_genotype
-    ):
-        raise ValueError(
-            f"transfer 'continue' needs the parent's genotype; parent is "
-            f"{parent_genotype.key()}, child {child_genotype.key()}"
-        )
-    return load_whole_state(child, parent_state, kind="continue", source="the parent's weights")
+    return load_whole_state(
+        child,
+        parent_state,
+        kind="continue",
+        source="the parent's weights",
+        genotypes=(parent_genotype, child_genotype),
+    )
 
 
 def load_whole_state(
@@ -182,8 +179,19 @@ def load_whole_state(
     kind: str,
     source: str,
     notes: Mapping[str, Any] | None = None,
+    genotypes: tuple[Genotype | None, Genotype | None] = (None, None),
 ) -> InheritReport:
-    """Load every tensor of ``state`` into ``child`` (strictly); a mismatch is one line."""
+    """Load every tensor of ``state`` into ``child`` (strictly); a mismatch is one line.
+
+    ``genotypes`` (the state's, the child's), when both are known, must be equal: a whole
+    state only fits the network it came from.
+    """
+    parent, own = genotypes
+    if parent is not None and own is not None and parent != own:
+        raise ValueError(
+            f"transfer '{kind}' needs the parent's genotype: {source} are for {parent.key()}, "
+            f"the child is {own.key()}"
+        )
     try:
         child.load_state_dict(dict(state), strict=True)
     except RuntimeError as exc:
