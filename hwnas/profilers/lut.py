@@ -60,6 +60,20 @@ def cache_dir() -> Path:
     return Path(base) / "hwnas"
 
 
+def read_document(path: Path, what: str, format: str, remedy: str) -> dict[str, Any]:
+    """The JSON object in ``path`` whose ``format`` field is ``format``; anything else is a
+    one-line DeviceError that names ``what`` the file should be and the ``remedy``."""
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise DeviceError(f"cannot read {what} '{path}': {exc.strerror}") from None
+    except ValueError as exc:
+        raise DeviceError(f"{what} '{path}' is not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or data.get("format") != format:
+        raise DeviceError(f"'{path}' is not a {what} of format {format}; {remedy}")
+    return data
+
+
 @dataclass(frozen=True)
 class LutEntry:
     """One measured part: median milliseconds, the spread, optional millijoules."""
@@ -297,17 +311,9 @@ class LatencyTable:
         from hwnas.spaces import make_space
 
         path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-        except OSError as exc:
-            raise DeviceError(f"cannot read latency table '{path}': {exc.strerror}") from None
-        except ValueError as exc:
-            raise DeviceError(f"latency table '{path}' is not valid JSON: {exc}") from None
-        if not isinstance(data, dict) or data.get("format") != LUT_FORMAT:
-            raise DeviceError(
-                f"'{path}' is not a latency table of format {LUT_FORMAT}; rebuild it with "
-                "`hwnas devices lut`"
-            )
+        data = read_document(
+            path, "latency table", LUT_FORMAT, "rebuild it with `hwnas devices lut`"
+        )
         try:
             if space is None:
                 space = make_space(data["space"], data.get("space_config", {}))

@@ -28,7 +28,7 @@ import numpy as np
 from hwnas.devices import DeviceProfile, fingerprint
 from hwnas.errors import DeviceError
 from hwnas.files import atomic_write
-from hwnas.profilers.lut import LatencyTable
+from hwnas.profilers.lut import LatencyTable, read_document
 from hwnas.types import Genotype, Measurement
 
 if TYPE_CHECKING:
@@ -303,17 +303,12 @@ class LatencyPredictor:
     def load(cls, path: str | os.PathLike[str], *, table: LatencyTable) -> LatencyPredictor:
         """Read the measurements and refit (deterministic: same seed, same model)."""
         path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-        except OSError as exc:
-            raise DeviceError(f"cannot read latency predictor '{path}': {exc.strerror}") from None
-        except ValueError as exc:
-            raise DeviceError(f"latency predictor '{path}' is not valid JSON: {exc}") from None
-        if not isinstance(data, dict) or data.get("format") != PREDICTOR_FORMAT:
-            raise DeviceError(
-                f"'{path}' is not a latency predictor of format {PREDICTOR_FORMAT}; "
-                "recalibrate with `hwnas devices calibrate`"
-            )
+        data = read_document(
+            path,
+            "latency predictor",
+            PREDICTOR_FORMAT,
+            "recalibrate with `hwnas devices calibrate`",
+        )
         space = table.space
         try:
             genotypes = [Genotype(space.name, s["spec"]) for s in data["samples"]]
