@@ -108,6 +108,25 @@ def _wait_for_complete_trials(db_path: Path, n: int, proc: subprocess.Popen, tim
     raise AssertionError("the search did not make progress")
 
 
+def _resume_completes(out: Path, budget: int, before: dict, *args: str) -> None:
+    """`hwnas resume` finishes the budget: every trial complete, none twice, none of the
+    ``before`` rows changed."""
+    resumed = subprocess.run(
+        hwnas_cmd("resume", str(out), "--budget", str(budget), *args),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    with sqlite3.connect(out / "hwnas.db") as db:
+        total, distinct, done = db.execute(
+            "SELECT COUNT(*), COUNT(DISTINCT key), SUM(state='complete') FROM trials"
+        ).fetchone()
+    assert total == distinct == done == budget
+    after = _trial_rows(out / "hwnas.db")
+    assert all(after[n] == row for n, row in before.items()), "a completed trial changed"
+
+
 def _trial_rows(db_path: Path) -> dict[int, tuple]:
     with sqlite3.connect(db_path) as db:
         return {
@@ -137,20 +156,7 @@ def test_sigkill_then_resume_loses_and_repeats_nothing(tmp_path, nb201_csv, stra
     before = _trial_rows(out / "hwnas.db")
     assert 300 <= len({k[0] for k in before.values()}) < budget
 
-    resumed = subprocess.run(
-        hwnas_cmd("resume", str(out), "--budget", str(budget)),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert resumed.returncode == 0, resumed.stderr
-    with sqlite3.connect(out / "hwnas.db") as db:
-        total, distinct, done = db.execute(
-            "SELECT COUNT(*), COUNT(DISTINCT key), SUM(state='complete') FROM trials"
-        ).fetchone()
-    assert total == distinct == done == budget
-    after = _trial_rows(out / "hwnas.db")
-    assert all(after[n] == row for n, row in before.items()), "a completed trial changed"
+    _resume_completes(out, budget, before)
 
     # Determinism: the killed-and-resumed run proposes exactly what an uninterrupted run does.
     straight = tmp_path / "straight"

@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 from executor_helpers import intervals, overlaps, search, sleepy_evaluator
-from test_cli import _trial_rows, _wait_for_complete_trials, hwnas_cmd, nb201_args
+from test_cli import (
+    _resume_completes,
+    _trial_rows,
+    _wait_for_complete_trials,
+    hwnas_cmd,
+    nb201_args,
+)
 
 import hwnas
 from hwnas.errors import ConfigError
@@ -201,18 +207,5 @@ def test_driver_sigkill_then_resume_with_the_process_executor(tmp_path, nb201_cs
     before = _trial_rows(out / "hwnas.db")
     assert 200 <= len(before) < budget
 
-    resumed = subprocess.run(
-        hwnas_cmd("resume", str(out), "--budget", str(budget), "--workers", "2"),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert resumed.returncode == 0, resumed.stderr
-    with sqlite3.connect(out / "hwnas.db") as db:
-        total, distinct, done = db.execute(
-            "SELECT COUNT(*), COUNT(DISTINCT key), SUM(state='complete') FROM trials"
-        ).fetchone()
-    assert total == distinct == done == budget
-    after = _trial_rows(out / "hwnas.db")
-    assert all(after[n] == row for n, row in before.items()), "a completed trial changed"
+    _resume_completes(out, budget, before, "--workers", "2")
     assert hwnas.api.open_run(out).config.executor == {"kind": "process", "workers": 2}

@@ -3,7 +3,6 @@
 import functools
 import os
 import signal
-import sqlite3
 import subprocess
 
 import pytest
@@ -12,7 +11,13 @@ ray = pytest.importorskip("ray")
 
 import executor_helpers  # noqa: E402
 from executor_helpers import intervals, overlaps, search, sleepy_evaluator  # noqa: E402
-from test_cli import _trial_rows, _wait_for_complete_trials, hwnas_cmd, nb201_args  # noqa: E402
+from test_cli import (  # noqa: E402
+    _resume_completes,
+    _trial_rows,
+    _wait_for_complete_trials,
+    hwnas_cmd,
+    nb201_args,
+)
 
 import hwnas  # noqa: E402
 from hwnas.executors_ray import RayExecutor  # noqa: E402
@@ -101,17 +106,4 @@ def test_driver_sigkill_then_resume_reattaches_and_loses_nothing(cluster, tmp_pa
     before = _trial_rows(out / "hwnas.db")
     assert 30 <= len(before) < budget
 
-    resumed = subprocess.run(
-        hwnas_cmd("resume", str(out), "--budget", str(budget)),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert resumed.returncode == 0, resumed.stderr
-    with sqlite3.connect(out / "hwnas.db") as db:
-        total, distinct, done = db.execute(
-            "SELECT COUNT(*), COUNT(DISTINCT key), SUM(state='complete') FROM trials"
-        ).fetchone()
-    assert total == distinct == done == budget
-    after = _trial_rows(out / "hwnas.db")
-    assert all(after[n] == row for n, row in before.items()), "a completed trial changed"
+    _resume_completes(out, budget, before)
