@@ -34,7 +34,9 @@ def test_expected_latency_of_one_hot_theta_is_the_lookup_table_sum(fast_cpu):
         assert term.exact(path_indices(space, genotype)) == pytest.approx(expected, rel=1e-12)
         predictions.append(expected)
     low, high = term.bounds()
-    assert low <= min(predictions) and max(predictions) <= high and low < high
+    # The tiny space can sample its cheapest architecture; allow for summation order.
+    slack = 1e-9 * high
+    assert low - slack <= min(predictions) and max(predictions) <= high + slack and low < high
     # A relaxed mixture costs the weighted mean of the candidates' entries.
     uniform = [torch.full((n,), 1.0 / n, dtype=torch.float64) for n in space.cardinalities()]
     means = sum(float(np.mean(row)) for row in table.choice_matrix())
