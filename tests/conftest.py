@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,22 @@ def macro_json() -> Path:
     if not MACRO_JSON.is_file():
         pytest.skip(f"{MACRO_JSON} is not present (see ../shared/data/README.md)")
     return MACRO_JSON
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """Runs a module's torch work on one thread; opt in with ``usefixtures("one_thread")``.
+
+    Batch-1 forwards of small networks are no faster on more threads, OpenMP threads slow
+    down by 100x when another process holds a core, and a fixed count keeps CPU results
+    repeatable on a shared machine.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

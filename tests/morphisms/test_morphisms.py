@@ -25,12 +25,7 @@ EXACT = [(s, n) for s in SPACES for n, m in morphisms_for(SPACES[s]).items() if 
 APPROXIMATE = [(s, n) for s in SPACES for n, m in morphisms_for(SPACES[s]).items() if not m.exact]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _trained_like(space, genotype, seed):

@@ -13,12 +13,7 @@ from hwnas.types import Genotype
 SPACE = make_space("chain")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_text_and_json_forms_round_trip_to_one_canonical_form():

@@ -11,13 +11,7 @@ from hwnas.errors import GenotypeError
 from hwnas.spaces import SPACES, make_space
 from hwnas.types import Genotype
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("name", SPACES.names())

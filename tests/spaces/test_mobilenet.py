@@ -20,15 +20,7 @@ from hwnas.spaces.blocks import ChannelShuffle, InvertedResidual, MobileNetNetwo
 from hwnas.spaces.mobilenet import BASE_BLOCKS, BlockChoice, MobileNetSpace, parse_choice
 from hwnas.types import Genotype
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # Batch-1 forwards of these small networks are no faster on more threads, and OpenMP
-    # threads slow down by 100x when another process holds a core (parallel test runs).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

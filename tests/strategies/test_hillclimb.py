@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 import hwnas
 from hwnas.morphisms import get_morphism
@@ -17,12 +16,7 @@ from hwnas.types import Measurement, Trial, TrialState
 CHAIN = make_space("chain", {"resolution": 16, "in_channels": 1})
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _synthetic(number, candidate):

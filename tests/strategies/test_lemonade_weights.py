@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from scipy.stats import binomtest
 
 import hwnas
@@ -25,12 +24,7 @@ OBJECTIVES = [parse_objective("error"), parse_objective("params")]
 SMALL = {"initial_population": 4, "initial_pool": 16, "n_pc": 16, "n_ac": 4}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _strategy(seed=0, **options):

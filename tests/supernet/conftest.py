@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from hwnas.devices import DeviceProfile, load_device
 from hwnas.training.datasets import load_dataset
@@ -19,11 +18,8 @@ def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_thread: None) -> None:
+    """Every test module here runs on one thread (see tests/conftest.py)."""
 
 
 @pytest.fixture(scope="session")

@@ -23,13 +23,7 @@ SMALL = {"stages": [[16, 1, 1], [32, 2, 1], [64, 2, 1]], "head_channels": 128}
 SETTINGS = TrainSettings(epochs=2, batch_size=32)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # The machine is shared: one thread, and the same count every run (CPU determinism).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 import sqlite3
 
 import pytest
-import torch
 
 import hwnas
 from hwnas.config import RunConfig
@@ -24,12 +23,7 @@ TRAINED = dict(
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_search_trains_candidates_and_keeps_their_weights(tmp_path):
