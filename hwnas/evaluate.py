@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from hwnas.errors import ConfigError
 from hwnas.objectives.base import METRIC_ALIASES, Constraint, Objective
+from hwnas.segmentation import DATASET_PREFIX
 from hwnas.spaces.base import SearchSpace
 from hwnas.types import Candidate, Genotype, Measurement
 
@@ -311,7 +312,7 @@ def build_providers(config: RunConfig, space: SearchSpace) -> list[MetricProvide
         from hwnas.benchmarks import TabularBenchmark
 
         providers.append(TableProvider(TabularBenchmark(path=config.benchmark, space=space)))
-    if config.dataset and config.dataset.startswith("segmentation:"):
+    if config.dataset and config.dataset.startswith(DATASET_PREFIX):
         from hwnas.segmentation.provider import SegmentationProvider
 
         segmentation = SegmentationProvider.from_config(config, space)

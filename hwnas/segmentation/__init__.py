@@ -5,3 +5,7 @@ offline synthetic ``shapes`` dataset and torchvision's VOC / Cityscapes when pre
 (:mod:`.data`), mIoU (:mod:`.metrics`), the supernet task and plain training (:mod:`.task`),
 the metric provider (:mod:`.provider`) and :func:`search_segmentation` (:mod:`.search`).
 """
+
+#: ``--dataset`` prefix that selects a segmentation dataset (``segmentation:shapes``); here,
+#: so that checking a dataset name imports nothing heavy.
+DATASET_PREFIX = "segmentation:"

@@ -15,17 +15,14 @@ import torch
 
 from hwnas.errors import ConfigError
 from hwnas.evaluate import EvalContext, MetricProvider
+from hwnas.segmentation import DATASET_PREFIX
 from hwnas.segmentation.data import SegmentationData
 from hwnas.segmentation.task import SegmentationTask, evaluate_miou, train_segmentation
 from hwnas.spaces.mobilenet import MobileNetSpace
 from hwnas.training.settings import TrainSettings
 from hwnas.types import Candidate, Genotype, Measurement
 
-__all__ = ["PREFIX", "SegmentationProvider"]
-
-
-#: ``--dataset`` prefix that selects a segmentation dataset (``segmentation:shapes``).
-PREFIX = "segmentation:"
+__all__ = ["SegmentationProvider"]
 
 
 class SegmentationProvider(MetricProvider):
@@ -40,7 +37,7 @@ class SegmentationProvider(MetricProvider):
             raise ConfigError(
                 f"segmentation searches use the mobilenet space as the encoder, not '{space.name}'"
             )
-        name = config.dataset[len(PREFIX) :]
+        name = config.dataset[len(DATASET_PREFIX) :]
         training = dict(config.training)
         train_device = str(training.pop("train_device", "auto"))
         resolution = int(training.pop("resolution", 32))

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.errors import ConfigError
+from hwnas.segmentation import DATASET_PREFIX
 
 __all__ = ["search_segmentation"]
 
@@ -62,7 +63,7 @@ def search_segmentation(
     config = RunConfig(
         space="mobilenet", strategy=strategy, objectives=list(objectives), seed=seed,
         budget=budget, space_options=dict(space_options or {}),
-        strategy_options=dict(strategy_options or {}), dataset=f"segmentation:{data.name}",
+        strategy_options=dict(strategy_options or {}), dataset=DATASET_PREFIX + data.name,
         training={**options, "train_device": train_device}, hwnas_version=__version__,
     )  # fmt: skip
     space = make_space("mobilenet", config.space_options)
