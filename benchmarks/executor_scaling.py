@@ -33,12 +33,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from hwnas.evaluate import EvalContext, Evaluator, MetricProvider
+from hwnas.evaluate.base import EvalContext, MetricProvider
+from hwnas.evaluate.evaluator import Evaluator
 from hwnas.objectives.base import parse_objective
 from hwnas.runner import Budget, Executor, run
+from hwnas.search import make_strategy
 from hwnas.spaces import make_space
 from hwnas.store import RunStore
-from hwnas.strategies import make_strategy
 from hwnas.types import Candidate, Measurement
 
 
@@ -91,10 +92,10 @@ def make(kind: str, work: int, workers: int, ray_address: str | None) -> Executo
     if kind == "local":
         return None
     if kind == "process":
-        from hwnas.executors import ProcessExecutor
+        from hwnas.executors.process import ProcessExecutor
 
         return ProcessExecutor(evaluator_factory=factory, workers=workers)
-    from hwnas.executors_ray import RayExecutor
+    from hwnas.executors.ray import RayExecutor
 
     return RayExecutor(evaluator_factory=factory, workers=workers, address=ray_address)
 

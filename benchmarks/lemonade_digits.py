@@ -31,7 +31,7 @@ def run(strategy: str, seed: int, seconds: float, args: argparse.Namespace, root
     options = {}
     if strategy == "lemonade":
         options = {"initial_population": 8, "epochs_per_child": args.child_epochs}
-    return hwnas.search(
+    return hwnas.run_search(
         space="chain",
         strategy=strategy,
         dataset="digits",

@@ -60,14 +60,14 @@ def build_lut(space_options: dict[str, Any]) -> None:
 def search_cost(args: argparse.Namespace, space_options: dict[str, Any], out: Path) -> dict:
     import hwnas
     from hwnas.spaces import make_space
-    from hwnas.training.datasets import load_dataset
+    from hwnas.training.datasets.catalog import load_dataset
     from hwnas.training.settings import TrainSettings
     from hwnas.training.trainer import train
 
     training = {"epochs": args.finetune_epochs, "batch_size": 32, "train_device": args.device}
     options = {"epochs": args.epochs, "warmup_epochs": 1, "theta_lr": 0.2, "paths": args.paths}
     started = time.perf_counter()
-    result = hwnas.search(
+    result = hwnas.run_search(
         space="mobilenet", space_options=space_options, strategy="fbnet", dataset="digits",
         device="cpu", objectives=["error", "latency"], budget=args.budget, training=training,
         strategy_options=options, profiling={"latency": "lut"}, out=out / "fbnet",
@@ -107,7 +107,7 @@ def random_search(args: argparse.Namespace, space_options: dict, out: Path, seco
     import hwnas
 
     training = {"epochs": args.finetune_epochs, "batch_size": 32, "train_device": args.device}
-    return hwnas.search(
+    return hwnas.run_search(
         space="mobilenet", space_options=space_options, strategy="random", dataset="digits",
         device="cpu", objectives=["error", "latency"], time_budget=seconds, training=training,
         profiling={"latency": "lut"}, out=out / "random",
@@ -135,10 +135,10 @@ def step_memory(paths: str, *, device: str, batch: int) -> dict[str, float]:
     """Peak extra bytes and seconds of one supernet weight step (see the module docstring)."""
     from torch.nn import functional as F
 
+    from hwnas.search.supernet.network import Supernet
+    from hwnas.search.supernet.relax import relax
     from hwnas.spaces import make_space
     from hwnas.spaces.blocks import make_head
-    from hwnas.supernet.network import Supernet
-    from hwnas.supernet.relax import relax
 
     space = make_space("mobilenet")
     dev = torch.device(device)

@@ -29,11 +29,11 @@ from pathlib import Path
 import numpy as np
 
 import hwnas
-from hwnas.benchmarks import TabularBenchmark
+from hwnas.evaluate.table import TabularBenchmark
 from hwnas.objectives.base import parse_objective
 from hwnas.objectives.pareto import hypervolume, nondominated_mask, normalise
+from hwnas.search import STRATEGIES
 from hwnas.spaces import make_space
-from hwnas.strategies import STRATEGIES
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CHECKPOINTS = (100, 300, 500)
@@ -121,7 +121,7 @@ def _record_taus(problem: Problem, strategy: str, run_dir: Path) -> None:
 
 
 def run_hwnas(problem: Problem, strategy: str, seed: int, budget: int, workdir: Path) -> list[str]:
-    result = hwnas.search(
+    result = hwnas.run_search(
         space=problem.space,
         strategy=strategy,
         objectives=list(problem.objectives),

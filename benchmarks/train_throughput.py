@@ -30,7 +30,7 @@ import torch
 
 from hwnas.profilers.cheap import count_macs, count_params
 from hwnas.spaces import make_space
-from hwnas.training.datasets import DatasetSplits, TensorSplit
+from hwnas.training.datasets.splits import DatasetSplits, TensorSplit
 from hwnas.training.trainer import TrainSettings, train
 
 SIZES = {"small": "ir_k3_e1", "medium": "ir_k3_e3", "large": "ir_k5_e6"}

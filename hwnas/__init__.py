@@ -1,23 +1,28 @@
-"""hwnas: multi-objective, hardware-aware neural architecture search."""
+"""hwnas: multi-objective, hardware-aware neural architecture search.
+
+``hwnas.run_search(...)`` and ``hwnas.resume(...)`` are the Python API (:mod:`hwnas.api`);
+``hwnas.search`` is the package of search strategies.
+"""
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-__all__ = ["HwnasError", "__version__", "resume", "search"]
-
+from hwnas._version import __version__
 from hwnas.errors import HwnasError
 
+__all__ = ["HwnasError", "__version__", "resume", "run_search"]
+
 if TYPE_CHECKING:
-    from hwnas.api import SearchResult
+    from hwnas.results import SearchResult
 
 
-def search(**kwargs: Any) -> SearchResult:
+def run_search(**kwargs: Any) -> SearchResult:
     """Run a search; see :func:`hwnas.api.search` for the keyword arguments."""
-    from hwnas.api import search as _search
+    from hwnas.api import search
 
-    return _search(**kwargs)
+    return search(**kwargs)
 
 
 def resume(run_dir: Any, **kwargs: Any) -> SearchResult:
@@ -25,3 +30,10 @@ def resume(run_dir: Any, **kwargs: Any) -> SearchResult:
     from hwnas.api import resume as _resume
 
     return _resume(run_dir, **kwargs)
+
+
+def __getattr__(name: str) -> Any:
+    # ``import hwnas; hwnas.api`` works without importing torch-heavy modules at start-up.
+    if name in {"api", "results", "config"}:
+        return importlib.import_module(f"hwnas.{name}")
+    raise AttributeError(f"module 'hwnas' has no attribute {name!r}")

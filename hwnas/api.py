@@ -3,50 +3,30 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hwnas import __version__
+from hwnas._version import __version__
 from hwnas.config import RunConfig, dumps_toml
 from hwnas.errors import ConfigError, RunError
-from hwnas.evaluate import (
-    Evaluator,
-    MetricProvider,
-    available_units,
-    build_providers,
-    cheap_evaluator,
-    resolve_objectives,
-)
+from hwnas.evaluate.base import MetricProvider
+from hwnas.evaluate.cheap import cheap_evaluator
+from hwnas.evaluate.evaluator import Evaluator, available_units, resolve_objectives
+from hwnas.evaluate.providers import build_providers
 from hwnas.objectives.base import Constraint, Objective, parse_constraint, parse_objective
-from hwnas.results import Front, compute_front, write_front
-from hwnas.runner import Budget, Executor, RunOutcome, run
+from hwnas.registry import Registry
+from hwnas.results import SearchResult, compute_front, write_front
+from hwnas.runner import Budget, Executor, run
+from hwnas.search import make_strategy
+from hwnas.search.base import Strategy, StrategyResources
 from hwnas.spaces import make_space
 from hwnas.spaces.base import SearchSpace
 from hwnas.store import RunStore
-from hwnas.strategies import make_strategy
-from hwnas.strategies.base import RunContext, Strategy
-from hwnas.types import Trial
 
-
-@dataclass
-class SearchResult:
-    """A run's trials and Pareto front (``front.hypervolume`` is normalised, see Front)."""
-
-    run_dir: Path
-    config: RunConfig
-    trials: list[Trial]
-    front: Front
-    outcome: RunOutcome | None = None
-
-    @property
-    def hypervolume(self) -> float:
-        return self.front.hypervolume
-
-    @property
-    def objectives(self) -> list[Objective]:
-        return self.front.objectives
+#: Where a strategy that trains itself keeps checkpoints, inside the run directory.
+STRATEGY_DIR = "strategy"
 
 
 @dataclass
@@ -62,7 +42,11 @@ class Session:
     providers: tuple[MetricProvider, ...] = ()
 
     @classmethod
-    def prepare(cls, config: RunConfig) -> Session:
+    def prepare(
+        cls, config: RunConfig, *, providers: Sequence[MetricProvider] | None = None
+    ) -> Session:
+        """Validate ``config`` and build everything; ``providers`` replace the ones the config
+        names (a library caller's data object, as segmentation's)."""
         space = make_space(config.space, config.space_options)
         objectives = [parse_objective(o) for o in config.objectives]
         if not objectives:
@@ -70,7 +54,7 @@ class Session:
                 "give at least one objective, e.g. --objective error --objective latency"
             )
         constraints = [parse_constraint(c) for c in config.constraints]
-        providers = build_providers(config, space)
+        providers = list(providers) if providers is not None else build_providers(config, space)
         objectives, constraints = resolve_objectives(
             objectives, constraints, available_units(providers)
         )
@@ -84,7 +68,6 @@ class Session:
             seed=config.seed,
             options=config.strategy_options,
         )
-        strategy.bind_cheap(cheap_evaluator(providers))
         strategy = _with_fidelity(strategy, config)
         _check_executor(config)
         if config.post.get("export"):
@@ -93,10 +76,29 @@ class Session:
             parse_selection(str(config.post["export"]))
         return cls(config, space, objectives, constraints, evaluator, strategy, tuple(providers))
 
+    def resources(self, run_dir: Path) -> StrategyResources:
+        """What the strategy may use of this run (never the store, the directory or config)."""
+        by_role = {}
+        for provider in self.providers:
+            by_role.setdefault(provider.role, provider)
+        exact = set()
+        for metric in self.evaluator.metrics:
+            source = next((p for p in self.providers if metric in p.units()), None)
+            if source is not None and source.cheap:
+                exact.add(metric)
+        return StrategyResources(
+            checkpoint_dir=run_dir / STRATEGY_DIR,
+            trains=bool(self.config.dataset),
+            cheap=cheap_evaluator(self.providers),
+            exact=frozenset(exact),
+            training=by_role.get("training"),
+            device=by_role.get("device"),
+        )
+
     def run(
         self, store: RunStore, budget: Budget, *, executor: Executor | None, progress: bool
     ) -> SearchResult:
-        self.strategy.bind_run(RunContext(store.run_dir, self.config, self.providers))
+        self.strategy.bind(self.resources(store.run_dir))
         outcome = run(
             store=store,
             strategy=self.strategy,
@@ -167,10 +169,16 @@ def search(
     )
     if config.benchmark is None and config.dataset is None:
         raise ConfigError("give --benchmark TABLE or --dataset NAME to evaluate candidates")
-    run_budget = Budget(evaluations=budget, seconds=time_budget)
+    _check_new_run_dir(Path(out))  # before anything is built
+    return start(Session.prepare(config), out, progress=progress)
+
+
+def start(session: Session, out: str | os.PathLike[str], *, progress: bool = False) -> SearchResult:
+    """Create the run directory ``out`` and run a prepared session in it."""
+    config = session.config
+    run_budget = Budget(evaluations=config.budget, seconds=config.time_budget)
     out_dir = Path(out)
     _check_new_run_dir(out_dir)
-    session = Session.prepare(config)
     store = RunStore.create(out_dir, config.to_dict())
     try:
         (out_dir / "config.toml").write_text(dumps_toml(config.to_dict()))
@@ -216,63 +224,38 @@ def resume(
         )
 
 
-def open_run(run_dir: str | os.PathLike[str], *, write: bool = False) -> SearchResult:
-    """Read a run's trials and front (no evaluation); ``write`` rewrites the front files."""
-    with RunStore.open(run_dir, read_only=not write) as store:
-        config = RunConfig.from_dict(store.config())
-        trials = store.trials()
-    objectives, constraints, units = run_objectives(config)
-    front = compute_front(trials, objectives, constraints, units)
-    if write:
-        write_front(Path(run_dir), front)
-    return SearchResult(Path(run_dir), config, trials, front)
+def _unchanged(strategy: Strategy, config: RunConfig) -> Strategy:
+    return strategy
 
 
-def run_objectives(config: RunConfig) -> tuple[list[Objective], list[Constraint], dict[str, str]]:
-    """The run's resolved objectives, constraints and metric units, without loading evaluators."""
-    from hwnas.objectives.base import infer_unit
-
-    objectives = [parse_objective(o) for o in config.objectives]
-    constraints = [parse_constraint(c) for c in config.constraints]
-    units = {
-        m: infer_unit(m) for m in [o.metric for o in objectives] + [c.metric for c in constraints]
-    }
-    try:
-        space = make_space(config.space, config.space_options)
-        providers = build_providers(config, space)
-        units = available_units(providers)
-    except Exception:  # noqa: BLE001 - the table or dataset may be gone; units are a nicety
-        pass
-    try:
-        return (*resolve_objectives(objectives, constraints, units), units)
-    except ConfigError:
-        return objectives, constraints, units
-
-
-FIDELITIES = ("none", "sh")
+#: Multi-fidelity wrappers by ``--fidelity`` name: (strategy, config) -> strategy.
+FIDELITIES: Registry[Callable[[Strategy, RunConfig], Strategy]] = Registry("fidelity")
+FIDELITIES.add("none", f"{__name__}:_unchanged", "every candidate at full fidelity (default)")
+FIDELITIES.add(
+    "sh",
+    "hwnas.search.successive_halving:with_successive_halving",
+    "successive halving over training epochs (needs --dataset)",
+)
 
 
 def _with_fidelity(strategy: Strategy, config: RunConfig) -> Strategy:
     """``--fidelity sh`` wraps the strategy in successive halving over training epochs."""
     fidelity = str(config.training.get("fidelity", "none"))
     if fidelity not in FIDELITIES:
-        raise ConfigError(f"unknown fidelity '{fidelity}'; choose one of: {', '.join(FIDELITIES)}")
-    if fidelity == "none":
-        return strategy
-    if not config.dataset:
-        raise ConfigError("--fidelity sh needs training (--dataset); a table has one fidelity")
-    from hwnas.strategies.successive_halving import SuccessiveHalving
-
-    return SuccessiveHalving.wrap(strategy, config)
-
-
-EXECUTORS = ("local", "process", "ray")
+        raise ConfigError(FIDELITIES.unknown_message(fidelity))
+    if fidelity != "none" and not config.dataset:
+        raise ConfigError(
+            f"--fidelity {fidelity} needs training (--dataset); a table has one fidelity"
+        )
+    return FIDELITIES.get(fidelity)(strategy, config)
 
 
 def _check_executor(config: RunConfig) -> None:
+    from hwnas.executors.settings import EXECUTORS
+
     kind = config.executor.get("kind", "local")
     if kind not in EXECUTORS:
-        raise ConfigError(f"unknown executor '{kind}'; choose one of: {', '.join(EXECUTORS)}")
+        raise ConfigError(EXECUTORS.unknown_message(kind))
     workers = config.executor.get("workers")
     if workers is not None and int(workers) < 1:
         raise ConfigError(f"--workers must be at least 1, not {workers}")
@@ -283,7 +266,7 @@ def _make_executor(config: RunConfig, session: Session) -> Executor | None:
     kind = config.executor.get("kind", "local")
     if kind == "local":
         return None
-    from hwnas.executors import make_executor
+    from hwnas.executors.settings import make_executor
 
     return make_executor(config, session.space, session.evaluator)
 
@@ -291,7 +274,7 @@ def _make_executor(config: RunConfig, session: Session) -> Executor | None:
 def _post_process(result: SearchResult, config: RunConfig) -> None:
     """Exports and plots asked for with the search (``--export``, ``--plot``)."""
     if config.post.get("export"):
-        from hwnas.export import export_run
+        from hwnas.export.exporter import export_run
 
         export_run(result.run_dir, select=str(config.post["export"]))
     if config.post.get("plot"):

@@ -140,9 +140,7 @@ def _builtin_dir() -> Any:
     try:
         return importlib.resources.files("hwnas.device_profiles")
     except ModuleNotFoundError:
-        import hwnas
-
-        return Path(hwnas.__file__).resolve().parents[1] / "device_profiles"
+        return Path(__file__).resolve().parents[1] / "device_profiles"
 
 
 def builtin_names() -> list[str]:

@@ -103,7 +103,7 @@ def _ancestor(trial: Trial, objectives: Sequence[str]) -> Ancestor:
 
 
 def _load(run_dir: str | os.PathLike[str]) -> tuple[dict[int, Trial], Any]:
-    from hwnas.api import open_run
+    from hwnas.results import open_run
 
     if not (Path(run_dir) / "hwnas.db").is_file():
         raise RunError(f"'{run_dir}' is not a run directory (no hwnas.db)")

@@ -85,10 +85,10 @@ class RunData:
 def load_run(run_dir: str | os.PathLike[str], *, label: str | None = None) -> RunData:
     """Read a run (read-only) and compute its front, with units taken from its measurements.
 
-    Unlike :func:`hwnas.api.open_run` this never rebuilds the run's evaluators, so a run that
+    Unlike :func:`hwnas.results.open_run` this never rebuilds the run's evaluators, so a run that
     trained on a dataset plots without loading the data or importing torch.
     """
-    from hwnas.evaluate import resolve_objectives
+    from hwnas.evaluate.evaluator import resolve_objectives
 
     path = Path(run_dir)
     with RunStore.open(path, read_only=True) as store:

@@ -5,15 +5,20 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hwnas.config import RunConfig
+from hwnas.errors import ConfigError
+from hwnas.evaluate.evaluator import available_units, resolve_objectives
+from hwnas.evaluate.providers import build_providers
 from hwnas.files import atomic_write
-from hwnas.objectives.base import Constraint, Objective
+from hwnas.objectives.base import Constraint, Objective, parse_constraint, parse_objective
 from hwnas.objectives.pareto import (
     front_indices,
     is_feasible,
@@ -21,7 +26,12 @@ from hwnas.objectives.pareto import (
     normalised_hypervolume,
     objective_matrix,
 )
+from hwnas.spaces import make_space
+from hwnas.store import RunStore
 from hwnas.types import Trial, TrialState
+
+if TYPE_CHECKING:
+    from hwnas.runner import RunOutcome
 
 HV_REFERENCE = 1.1
 
@@ -159,3 +169,58 @@ def write_front(run_dir: Path, front: Front) -> tuple[Path, Path]:
     csv_path = atomic_write(run_dir / "front.csv", buffer.getvalue())
     json_path = atomic_write(run_dir / "front.json", json.dumps(front.to_json(), indent=2) + "\n")
     return csv_path, json_path
+
+
+# -- reading a run ---------------------------------------------------------------------------
+
+
+@dataclass
+class SearchResult:
+    """A run's trials and Pareto front (``front.hypervolume`` is normalised, see Front)."""
+
+    run_dir: Path
+    config: RunConfig
+    trials: list[Trial]
+    front: Front
+    outcome: RunOutcome | None = None
+
+    @property
+    def hypervolume(self) -> float:
+        return self.front.hypervolume
+
+    @property
+    def objectives(self) -> list[Objective]:
+        return self.front.objectives
+
+
+def open_run(run_dir: str | os.PathLike[str], *, write: bool = False) -> SearchResult:
+    """Read a run's trials and front (no evaluation); ``write`` rewrites the front files."""
+    with RunStore.open(run_dir, read_only=not write) as store:
+        config = RunConfig.from_dict(store.config())
+        trials = store.trials()
+    objectives, constraints, units = run_objectives(config)
+    front = compute_front(trials, objectives, constraints, units)
+    if write:
+        write_front(Path(run_dir), front)
+    return SearchResult(Path(run_dir), config, trials, front)
+
+
+def run_objectives(config: RunConfig) -> tuple[list[Objective], list[Constraint], dict[str, str]]:
+    """The run's resolved objectives, constraints and metric units, without loading evaluators."""
+    from hwnas.objectives.base import infer_unit
+
+    objectives = [parse_objective(o) for o in config.objectives]
+    constraints = [parse_constraint(c) for c in config.constraints]
+    units = {
+        m: infer_unit(m) for m in [o.metric for o in objectives] + [c.metric for c in constraints]
+    }
+    try:
+        space = make_space(config.space, config.space_options)
+        providers = build_providers(config, space)
+        units = available_units(providers)
+    except Exception:  # noqa: BLE001 - the table or dataset may be gone; units are a nicety
+        pass
+    try:
+        return (*resolve_objectives(objectives, constraints, units), units)
+    except ConfigError:
+        return objectives, constraints, units

@@ -20,11 +20,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from hwnas.errors import ConfigError
-from hwnas.evaluate import EvalContext, Evaluator
+from hwnas.evaluate.base import EvalContext
+from hwnas.evaluate.evaluator import Evaluator
 from hwnas.objectives.base import Constraint, Objective
 from hwnas.objectives.pareto import is_feasible, nondominated_mask, normalised_hypervolume
+from hwnas.search.base import Strategy
 from hwnas.store import RunStore
-from hwnas.strategies.base import Strategy
 from hwnas.types import Trial, TrialState
 
 

@@ -7,8 +7,9 @@ import sqlite3
 import pytest
 
 import hwnas
-from hwnas.api import open_run, resume
+from hwnas.api import resume
 from hwnas.config import loads_toml
+from hwnas.results import open_run
 from hwnas.store import RunStore
 from hwnas.types import TrialState
 
@@ -21,7 +22,7 @@ def _specs(result):
 
 def test_nsga2_on_nb201_writes_run_directory(tmp_path, nb201_csv):
     out = tmp_path / "run"
-    result = hwnas.search(**NB201, benchmark=nb201_csv, strategy="nsga2", budget=120, out=out)
+    result = hwnas.run_search(**NB201, benchmark=nb201_csv, strategy="nsga2", budget=120, out=out)
     assert len(result.trials) == 120
     assert all(t.state is TrialState.COMPLETE for t in result.trials)
     assert len(set(_specs(result))) == 120, "duplicates were evaluated"
@@ -42,7 +43,7 @@ def test_nsga2_on_nb201_writes_run_directory(tmp_path, nb201_csv):
 
 
 def test_front_is_non_dominated_and_respects_constraints(tmp_path, nb201_csv):
-    result = hwnas.search(
+    result = hwnas.run_search(
         **NB201,
         benchmark=nb201_csv,
         strategy="random",
@@ -67,7 +68,7 @@ def test_front_is_non_dominated_and_respects_constraints(tmp_path, nb201_csv):
 @pytest.mark.parametrize("strategy", ["random", "nsga2"])
 def test_same_seed_same_trials(tmp_path, nb201_csv, strategy):
     runs = [
-        hwnas.search(
+        hwnas.run_search(
             **NB201,
             benchmark=nb201_csv,
             strategy=strategy,
@@ -83,10 +84,10 @@ def test_same_seed_same_trials(tmp_path, nb201_csv, strategy):
 
 @pytest.mark.parametrize("strategy", ["random", "nsga2"])
 def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, nb201_csv, strategy):
-    straight = hwnas.search(
+    straight = hwnas.run_search(
         **NB201, benchmark=nb201_csv, strategy=strategy, budget=90, seed=1, out=tmp_path / "a"
     )
-    first = hwnas.search(
+    first = hwnas.run_search(
         **NB201, benchmark=nb201_csv, strategy=strategy, budget=37, seed=1, out=tmp_path / "b"
     )
     assert len(first.trials) == 37
@@ -97,7 +98,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, nb201_csv,
 
 
 def test_macro_with_params_column_and_random_search(tmp_path, macro_json):
-    result = hwnas.search(
+    result = hwnas.run_search(
         space="macro",
         benchmark=macro_json,
         objectives=["mean_acc:max", "params:min"],
@@ -113,7 +114,7 @@ def test_macro_with_params_column_and_random_search(tmp_path, macro_json):
 
 def test_profiled_metric_next_to_table_metric(tmp_path, nb201_csv):
     """Objectives missing from the table come from hwnas's profilers (here MACs)."""
-    result = hwnas.search(
+    result = hwnas.run_search(
         space="nb201",
         benchmark=nb201_csv,
         objectives=["acc_cifar10:max", "flops"],
@@ -130,7 +131,7 @@ def test_missing_architectures_fail_their_trial_and_the_search_goes_on(tmp_path,
     partial = tmp_path / "partial.csv"
     lines = nb201_csv.read_text().splitlines()
     partial.write_text("\n".join(lines[:3001]) + "\n")  # a fifth of the space
-    result = hwnas.search(
+    result = hwnas.run_search(
         **NB201, benchmark=partial, strategy="random", budget=40, out=tmp_path / "r"
     )
     states = [t.state for t in result.trials]
@@ -142,7 +143,7 @@ def test_missing_architectures_fail_their_trial_and_the_search_goes_on(tmp_path,
 
 
 def test_time_budget_stops_the_search(tmp_path, nb201_csv):
-    result = hwnas.search(
+    result = hwnas.run_search(
         **NB201, benchmark=nb201_csv, strategy="random", time_budget=0.3, out=tmp_path / "r"
     )
     assert result.outcome.stopped_by == "time"
@@ -150,7 +151,7 @@ def test_time_budget_stops_the_search(tmp_path, nb201_csv):
 
 
 def test_random_search_exhausts_a_space_exactly(tmp_path, macro_json):
-    result = hwnas.search(
+    result = hwnas.run_search(
         space="macro",
         benchmark=macro_json,
         objectives=["mean_acc:max", "params:min"],
@@ -163,6 +164,6 @@ def test_random_search_exhausts_a_space_exactly(tmp_path, macro_json):
 
 
 def test_open_run_reads_without_the_lock(tmp_path, nb201_csv):
-    hwnas.search(**NB201, benchmark=nb201_csv, strategy="random", budget=10, out=tmp_path / "r")
+    hwnas.run_search(**NB201, benchmark=nb201_csv, strategy="random", budget=10, out=tmp_path / "r")
     with RunStore.open(tmp_path / "r"):
         assert len(open_run(tmp_path / "r").trials) == 10

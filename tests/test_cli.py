@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from hwnas import __version__
+from hwnas._version import __version__
 from hwnas.cli import app
 
 runner = CliRunner()

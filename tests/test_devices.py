@@ -112,8 +112,18 @@ def test_availability_here() -> None:
     cpu = availability(load_device("cpu"))
     assert cpu.usable and cpu.reason == ""
     assert availability(load_device("ort-cpu")).usable
-    trt = availability(load_device("ort-trt"))
-    assert not trt.usable and ("TensorRT" in trt.reason or "CUDA" in trt.reason)
+    # TensorRT is usable exactly where CUDA works and onnxruntime has its provider.
+    import onnxruntime
+    import torch
+
+    profile = load_device("ort-trt")
+    trt = availability(profile)
+    expected = torch.cuda.is_available() and set(profile.providers) <= set(
+        onnxruntime.get_available_providers()
+    )
+    assert trt.usable == expected
+    if not trt.usable:
+        assert "TensorRT" in trt.reason or "CUDA" in trt.reason
 
 
 @pytest.mark.skipif("_cuda()")

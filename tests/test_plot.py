@@ -31,7 +31,7 @@ NB201_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "nb201_cif
 
 
 def nb201_run(csv: Path, out: Path, *, objectives=None, strategy="nsga2", budget=60, **kw):
-    return hwnas.search(
+    return hwnas.run_search(
         space="nb201",
         strategy=strategy,
         objectives=objectives or ["acc_cifar10:max", "lat_fpga_ms:min"],
@@ -166,13 +166,13 @@ def test_compare_refuses_different_objectives(runs):
 
 
 def test_macro_and_single_objective(tmp_path, macro_json):
-    two = hwnas.search(
+    two = hwnas.run_search(
         space="macro", strategy="random", objectives=["mean_acc:max", "params:min"],
         benchmark=macro_json, budget=40, out=tmp_path / "macro",
     )  # fmt: skip
     svg = svg_texts(next(p for p in plot_runs([two.run_dir]) if p.name == "front.svg"))
     assert "params (count), lower is better" in svg
-    one = hwnas.search(
+    one = hwnas.run_search(
         space="macro", strategy="random", objectives=["mean_acc:max"],
         benchmark=macro_json, budget=20, out=tmp_path / "single",
     )  # fmt: skip

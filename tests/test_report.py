@@ -21,17 +21,18 @@ import pytest
 from typer.testing import CliRunner
 
 import hwnas
-from hwnas.api import SearchResult, open_run
 from hwnas.cli import app
 from hwnas.config import RunConfig, dumps_toml
-from hwnas.evaluate import Evaluator, available_units, build_providers, resolve_objectives
+from hwnas.evaluate.evaluator import Evaluator, available_units, resolve_objectives
+from hwnas.evaluate.providers import build_providers
 from hwnas.objectives.base import parse_objective
 from hwnas.plot import plot_runs
 from hwnas.report import write_report
+from hwnas.results import SearchResult, open_run
 from hwnas.runner import Budget, run
+from hwnas.search.base import Strategy
 from hwnas.spaces import make_space
 from hwnas.store import RunStore
-from hwnas.strategies.base import Strategy
 from hwnas.types import Candidate, Genotype, Measurement, Trial, TrialState
 
 OBJECTIVES = ["acc_cifar10:max", "lat_fpga_ms:min"]
@@ -58,7 +59,7 @@ class Page(HTMLParser):
 
 def nb201_search(csv: Path, out: Path, **kw: Any) -> SearchResult:
     options = {"strategy": "nsga2", "budget": 60, "objectives": OBJECTIVES} | kw
-    return hwnas.search(space="nb201", benchmark=csv, seed=0, out=out, **options)
+    return hwnas.run_search(space="nb201", benchmark=csv, seed=0, out=out, **options)
 
 
 def test_report_has_front_table_plots_and_sections(tmp_path, nb201_csv):

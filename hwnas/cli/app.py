@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from hwnas import __version__
+from hwnas._version import __version__
 from hwnas.errors import HwnasError
 
 app = typer.Typer(

@@ -45,7 +45,7 @@ def lineage(
             typer.echo(json.dumps(tree.to_json(), indent=2) if as_json else render_tree(tree))
             return
         if trial == "knee":
-            from hwnas.api import open_run
+            from hwnas.results import open_run
 
             knee = open_run(run_dir).front.knee
             if knee is None:
@@ -59,6 +59,6 @@ def lineage(
         if as_json:
             typer.echo(json.dumps([a.to_json() for a in line], indent=2))
         else:
-            from hwnas.api import open_run
+            from hwnas.results import open_run
 
             typer.echo(render_ancestry(line, open_run(run_dir).front.units))

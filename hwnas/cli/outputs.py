@@ -55,7 +55,7 @@ def export(
       hwnas export runs/quick --select front --int8
       hwnas export runs/quick --select best:error -c 'latency<=2ms' --name small
     """
-    from hwnas.export import export_run
+    from hwnas.export.exporter import export_run
 
     with user_errors():
         results = export_run(

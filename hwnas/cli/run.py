@@ -222,7 +222,7 @@ def front(
 
     Example: hwnas front runs/nb201-fpga
     """
-    from hwnas.api import open_run
+    from hwnas.results import open_run
 
     with user_errors():
         result = open_run(run_dir, write=True)
@@ -259,7 +259,7 @@ def strategies() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from hwnas.strategies import STRATEGIES
+    from hwnas.search import STRATEGIES
 
     table = Table("strategy", "description")
     for entry in STRATEGIES.entries():
@@ -316,7 +316,7 @@ def genotype(
     """
     from rich.console import Console
 
-    from hwnas.evaluate import CheapProfileProvider
+    from hwnas.evaluate.cheap import CheapProfileProvider
     from hwnas.spaces import make_space, parse_genotype, parse_options
 
     with user_errors():

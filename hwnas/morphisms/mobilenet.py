@@ -18,7 +18,8 @@ import numpy as np
 
 from hwnas.morphisms.base import Morphism, Params, StateDict
 from hwnas.spaces.base import SearchSpace
-from hwnas.spaces.mobilenet import SKIP, BlockChoice, MobileNetSpace, make_divisible, parse_choice
+from hwnas.spaces.mobilenet import SKIP, MobileNetSpace
+from hwnas.spaces.mobilenet_spec import BlockChoice, make_divisible, parse_choice
 from hwnas.types import Genotype
 
 

@@ -36,7 +36,8 @@ if TYPE_CHECKING:
     from torch import nn
 
     from hwnas.spaces.base import SearchSpace
-    from hwnas.spaces.mobilenet import LayerSpec, MobileNetSpace, SlotSpec
+    from hwnas.spaces.mobilenet import MobileNetSpace, SlotSpec
+    from hwnas.spaces.mobilenet_spec import LayerSpec
 
 __all__ = [
     "LUT_FORMAT",

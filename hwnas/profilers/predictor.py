@@ -32,7 +32,7 @@ from hwnas.profilers.lut import LatencyTable, read_document
 from hwnas.types import Genotype, Measurement
 
 if TYPE_CHECKING:
-    from hwnas.spaces.mobilenet import LayerSpec
+    from hwnas.spaces.mobilenet_spec import LayerSpec
 
 __all__ = [
     "MODELS",
@@ -68,7 +68,7 @@ def feature_names(table: LatencyTable) -> list[str]:
     kinds = set()
     for slot in table.space.slot_specs():
         for choice in slot.choices:
-            from hwnas.spaces.mobilenet import parse_choice
+            from hwnas.spaces.mobilenet_spec import parse_choice
 
             block = parse_choice(choice)
             kinds.update(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from hwnas.devices import DeviceProfile, load_device, require_available
 from hwnas.errors import ConfigError, DeviceError
-from hwnas.evaluate import EvalContext, MetricProvider
+from hwnas.evaluate.base import EvalContext, MetricProvider
 from hwnas.spaces.base import SearchSpace
 from hwnas.types import Candidate, Genotype, Measurement
 
@@ -111,6 +111,8 @@ class DeviceProvider(MetricProvider):
     True when something is timed there (measured latency, NVML energy). ``cheap`` is False only
     when latency is measured.
     """
+
+    role = "device"
 
     def __init__(
         self,

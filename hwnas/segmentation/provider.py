@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from hwnas.errors import ConfigError
-from hwnas.evaluate import EvalContext, MetricProvider
+from hwnas.evaluate.base import EvalContext, MetricProvider
 from hwnas.segmentation import DATASET_PREFIX
 from hwnas.segmentation.data import SegmentationData
 from hwnas.segmentation.task import SegmentationTask, evaluate_miou, train_segmentation
@@ -27,6 +27,7 @@ __all__ = ["SegmentationProvider"]
 
 class SegmentationProvider(MetricProvider):
     cheap = False
+    role = "training"
 
     @classmethod
     def from_config(cls, config: Any, space: Any) -> SegmentationProvider:

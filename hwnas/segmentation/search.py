@@ -3,7 +3,7 @@
 It wires the same pieces as :func:`hwnas.search` (run store, strategy, runner, front files)
 with a :class:`SegmentationProvider` in place of the classification TrainingProvider, for data
 given as an object. From a config (CLI, ``hwnas.search``), ``dataset="segmentation:NAME"``
-reaches the same provider through :func:`hwnas.evaluate.build_providers`.
+reaches the same provider through :func:`hwnas.evaluate.providers.build_providers`.
 """
 
 from __future__ import annotations
@@ -34,25 +34,18 @@ def search_segmentation(
     resolution: int = 32,
 ) -> Any:
     """Search ``mobilenet`` encoders for segmentation of ``data`` (a :class:`SegmentationData`
-    or ``"shapes"``, ``"voc"``, ``"cityscapes"``); returns :class:`hwnas.api.SearchResult`.
+    or ``"shapes"``, ``"voc"``, ``"cityscapes"``); returns :class:`hwnas.results.SearchResult`.
 
     ``training`` takes the training settings (epochs, batch_size, lr ...) and
     ``train_device``; ``strategy`` is one of the supernet strategies.
     """
-    from hwnas import __version__
-    from hwnas.api import SearchResult, _check_new_run_dir
-    from hwnas.config import RunConfig, dumps_toml
-    from hwnas.evaluate import Evaluator, resolve_objectives
-    from hwnas.objectives.base import parse_objective
-    from hwnas.results import compute_front, write_front
-    from hwnas.runner import Budget, run
+    from hwnas._version import __version__
+    from hwnas.api import Session, start
+    from hwnas.config import RunConfig
+    from hwnas.search.supernet.strategies import SupernetStrategy
     from hwnas.segmentation.data import SegmentationData, load_segmentation
     from hwnas.segmentation.provider import SegmentationProvider
     from hwnas.spaces import make_space
-    from hwnas.store import RunStore
-    from hwnas.strategies import make_strategy
-    from hwnas.strategies.base import RunContext
-    from hwnas.supernet.strategies import SupernetStrategy
     from hwnas.training.settings import TrainSettings
 
     if not isinstance(data, SegmentationData):
@@ -66,39 +59,20 @@ def search_segmentation(
         strategy_options=dict(strategy_options or {}), dataset=DATASET_PREFIX + data.name,
         training={**options, "train_device": train_device}, hwnas_version=__version__,
     )  # fmt: skip
-    space = make_space("mobilenet", config.space_options)
     provider = SegmentationProvider(
-        space=space,
+        space=make_space("mobilenet", config.space_options),
         data=data,
         settings=settings,
         train_device=train_device,
         seed=seed,  # type: ignore[arg-type]
     )
-    parsed = [parse_objective(o) for o in objectives]
-    resolved, constraints = resolve_objectives(parsed, [], provider.units())
-    chosen = make_strategy(strategy, space=space, objectives=resolved, seed=seed,
-                           options=config.strategy_options)  # fmt: skip
-    if not isinstance(chosen, SupernetStrategy):
+    # The one session every search goes through, with the data object's provider in place of
+    # the ones the config would build (fidelity, executors and post-processing included).
+    # Its own units cover what segmentation trades: miou, macs, params, peak memory.
+    session = Session.prepare(config, providers=[provider])
+    if not isinstance(session.strategy, SupernetStrategy):
         raise ConfigError(
             f"segmentation searches use a supernet strategy (squeezenas, fbnet, darts, snas), "
             f"not '{strategy}'"
         )
-    evaluator = Evaluator([provider], [o.metric for o in resolved])
-    out_dir = Path(out)
-    _check_new_run_dir(out_dir)
-    with RunStore.create(out_dir, config.to_dict()) as store:
-        (out_dir / "config.toml").write_text(dumps_toml(config.to_dict()))
-        chosen.bind_run(RunContext(store.run_dir, config, (provider,)))
-        outcome = run(
-            store=store,
-            strategy=chosen,
-            evaluator=evaluator,
-            objectives=resolved,
-            constraints=constraints,
-            budget=Budget(evaluations=budget),
-            seed=seed,
-        )
-        trials = store.trials()
-    front = compute_front(trials, resolved, constraints, evaluator.units())
-    write_front(out_dir, front)
-    return SearchResult(out_dir, config, trials, front, outcome)
+    return start(session, Path(out))

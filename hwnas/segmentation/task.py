@@ -12,11 +12,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from hwnas.search.supernet.tasks import SupernetTask
 from hwnas.segmentation.data import IGNORE, SegmentationData, SegSplit
 from hwnas.segmentation.metrics import confusion_matrix, miou
 from hwnas.segmentation.model import build_segmentation_network, make_segmentation_head
 from hwnas.spaces.mobilenet import MobileNetSpace
-from hwnas.supernet.tasks import SupernetTask
 from hwnas.training.settings import TrainSettings
 from hwnas.types import Genotype
 

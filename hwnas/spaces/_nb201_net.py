@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from hwnas.spaces.nb201 import EDGES
+from hwnas.spaces.nb201_cell import EDGES
 
 
 class ReLUConvBN(nn.Module):

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torchvision.ops.misc import Conv2dNormActivation, SqueezeExcitation
 
-from hwnas.spaces.mobilenet import BlockChoice, LayerSpec, make_divisible, parse_choice
+from hwnas.spaces.mobilenet_spec import BlockChoice, LayerSpec, make_divisible, parse_choice
 
 __all__ = [
     "ChannelShuffle",

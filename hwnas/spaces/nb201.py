@@ -19,6 +19,7 @@ import numpy as np
 
 from hwnas.errors import GenotypeError
 from hwnas.spaces.base import CategoricalSpace, LayerInfo
+from hwnas.spaces.nb201_cell import EDGES, OPS
 from hwnas.types import Genotype
 
 if TYPE_CHECKING:
@@ -26,10 +27,6 @@ if TYPE_CHECKING:
 
 __all__ = ["EDGES", "OPS", "NB201Space"]
 
-#: Operation names, in the order used for encodings and for the base-5 index codes.
-OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
-#: (to node, from node) of each edge, in arch-string order.
-EDGES: tuple[tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
 NUM_ARCHS = len(OPS) ** len(EDGES)  # 15,625
 
 _KERNEL = {"none": 0, "skip_connect": 0, "nor_conv_1x1": 1, "nor_conv_3x3": 3, "avg_pool_3x3": 3}

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from hwnas.training.datasets import DatasetSplits, Split, TensorSplit
+from hwnas.training.datasets.splits import DatasetSplits, Split, TensorSplit
 
 if TYPE_CHECKING:
     from torch.utils.data import Dataset

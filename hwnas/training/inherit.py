@@ -94,7 +94,9 @@ TRANSFERS.add(
     "continue", "hwnas.training.inherit:continue_training", "same genotype: load every tensor"
 )
 TRANSFERS.add(
-    "supernet", "hwnas.supernet.transfer:supernet_transfer", "weights cut out of a trained supernet"
+    "supernet",
+    "hwnas.search.supernet.transfer:supernet_transfer",
+    "weights cut out of a trained supernet",
 )
 TRANSFERS.add(
     "morphism", "hwnas.morphisms:apply_transfer", "network morphisms of the parent (LEMONADE)"

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hwnas.evaluate import EvalContext, MetricProvider
+from hwnas.evaluate.base import EvalContext, MetricProvider
 from hwnas.types import Candidate, Genotype, Measurement
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from hwnas.config import RunConfig
     from hwnas.spaces.base import SearchSpace
-    from hwnas.training.datasets import DatasetSplits
+    from hwnas.training.datasets.splits import DatasetSplits
     from hwnas.training.inherit import InheritReport
     from hwnas.training.settings import TrainSettings
 
@@ -37,6 +37,7 @@ class TrainingProvider(MetricProvider):
     """
 
     cheap = False
+    role = "training"
 
     def __init__(
         self,
@@ -52,7 +53,7 @@ class TrainingProvider(MetricProvider):
         distill_temperature: float = 4.0,
         download: bool = True,
     ) -> None:
-        from hwnas.training.datasets import dataset_info, ensure_available
+        from hwnas.training.datasets.catalog import dataset_info, ensure_available
         from hwnas.training.trainer import resolve_device
 
         self.space = space
@@ -75,7 +76,7 @@ class TrainingProvider(MetricProvider):
     def from_config(cls, config: RunConfig, space: SearchSpace) -> TrainingProvider:
         """The provider for ``config.dataset`` with the settings in ``config.training``."""
         from hwnas.errors import ConfigError
-        from hwnas.training.datasets import IMAGEFOLDER
+        from hwnas.training.datasets.catalog import IMAGEFOLDER
         from hwnas.training.settings import TrainSettings
 
         if not config.dataset:
@@ -104,7 +105,7 @@ class TrainingProvider(MetricProvider):
     def data(self) -> DatasetSplits:
         """The dataset's splits, loaded on first use."""
         if self._data is None:
-            from hwnas.training.datasets import load_dataset
+            from hwnas.training.datasets.catalog import load_dataset
 
             self._data = load_dataset(
                 self.dataset,

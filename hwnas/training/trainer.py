@@ -1,6 +1,6 @@
 """Proxy training: a few epochs of SGD or AdamW with a cosine schedule, on CPU or CUDA.
 
-:func:`train` trains a model on a :class:`~hwnas.training.datasets.DatasetSplits` and reports
+:func:`train` trains a model on a :class:`~hwnas.training.datasets.splits.DatasetSplits` and reports
 validation accuracy and training time. It is deterministic for a seed on a CPU (same model,
 data, settings and thread count give bit-identical weights); on CUDA it runs bf16 autocast with
 channels_last and keeps the data on the GPU when it fits. A non-finite loss raises
@@ -24,7 +24,7 @@ from torch.nn import functional as F
 from hwnas.errors import ConfigError, DeviceError
 from hwnas.profilers.base import pinned_threads
 from hwnas.training.batches import eval_batches, make_batches
-from hwnas.training.datasets import DatasetSplits, Split, TensorSplit, stratified_split
+from hwnas.training.datasets.splits import DatasetSplits, Split, TensorSplit, stratified_split
 from hwnas.training.settings import TrainSettings
 
 __all__ = [

@@ -11,7 +11,8 @@ import pytest
 import hwnas
 from hwnas.config import RunConfig
 from hwnas.errors import ConfigError, DeviceError
-from hwnas.evaluate import Evaluator, build_providers
+from hwnas.evaluate.evaluator import Evaluator
+from hwnas.evaluate.providers import build_providers
 from hwnas.profilers.base import SpreadWarning
 from hwnas.profilers.lut import LatencyTable, table_path
 from hwnas.profilers.provider import DeviceProvider
@@ -109,7 +110,7 @@ def test_latency_from_a_cached_table(space, fast_cpu) -> None:
 def test_search_on_missing_gpu_fails_before_writing(macro_json, tmp_path: Path) -> None:
     out = tmp_path / "run"
     with pytest.raises(DeviceError, match="'gpu' is not usable here"):
-        hwnas.search(
+        hwnas.run_search(
             space="macro",
             benchmark=macro_json,
             objectives=["mean_acc:max", "latency"],

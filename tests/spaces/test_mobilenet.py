@@ -17,7 +17,8 @@ from torchvision.ops.misc import SqueezeExcitation
 from hwnas.errors import GenotypeError
 from hwnas.spaces import make_space
 from hwnas.spaces.blocks import ChannelShuffle, InvertedResidual, MobileNetNetwork, make_block
-from hwnas.spaces.mobilenet import BASE_BLOCKS, BlockChoice, MobileNetSpace, parse_choice
+from hwnas.spaces.mobilenet import BASE_BLOCKS, MobileNetSpace
+from hwnas.spaces.mobilenet_spec import BlockChoice, parse_choice
 from hwnas.types import Genotype
 
 pytestmark = pytest.mark.usefixtures("one_thread")

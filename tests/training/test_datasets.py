@@ -7,13 +7,8 @@ from typer.testing import CliRunner
 
 from hwnas.cli import app
 from hwnas.errors import DatasetError
-from hwnas.training.datasets import (
-    TensorSplit,
-    dataset_info,
-    ensure_available,
-    load_dataset,
-    stratified_split,
-)
+from hwnas.training.datasets.catalog import dataset_info, ensure_available, load_dataset
+from hwnas.training.datasets.splits import TensorSplit, stratified_split
 
 
 def _keys(split: TensorSplit) -> set[bytes]:

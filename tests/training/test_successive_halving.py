@@ -8,9 +8,9 @@ from hwnas.config import RunConfig
 from hwnas.errors import ConfigError
 from hwnas.objectives.base import parse_objective
 from hwnas.results import compute_front
+from hwnas.search import make_strategy
+from hwnas.search.successive_halving import SuccessiveHalving
 from hwnas.spaces import make_space
-from hwnas.strategies import make_strategy
-from hwnas.strategies.successive_halving import SuccessiveHalving
 from hwnas.types import Candidate, Measurement, Trial, TrialState
 
 SPACE = make_space("nb201")

@@ -8,7 +8,7 @@ import torch
 from hwnas.errors import ConfigError
 from hwnas.spaces import make_space
 from hwnas.training.batches import augment, make_batches
-from hwnas.training.datasets import load_dataset
+from hwnas.training.datasets.catalog import load_dataset
 from hwnas.training.trainer import (
     TrainingDiverged,
     TrainSettings,
@@ -158,7 +158,7 @@ def test_cuda_training_uses_bf16_channels_last_and_device_data(digits, space):
 
 @pytest.mark.gpu
 def test_cuda_out_of_memory_retries_with_half_the_batch_then_fails_clearly():
-    from hwnas.training.datasets import DatasetSplits, TensorSplit
+    from hwnas.training.datasets.splits import DatasetSplits, TensorSplit
     from hwnas.training.trainer import OutOfMemory
 
     n = 16384  # FBNet's largest blocks at 224x224: no GPU holds a batch of 16,384 or 8,192

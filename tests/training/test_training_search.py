@@ -6,12 +6,13 @@ import pytest
 
 import hwnas
 from hwnas.config import RunConfig
-from hwnas.evaluate import Evaluator, build_providers
+from hwnas.evaluate.evaluator import Evaluator
+from hwnas.evaluate.providers import build_providers
 from hwnas.objectives.base import parse_objective
 from hwnas.runner import Budget, run
+from hwnas.search.base import Strategy
 from hwnas.spaces import make_space
 from hwnas.store import RunStore
-from hwnas.strategies.base import Strategy
 from hwnas.training.provider import TrainingProvider
 from hwnas.training.weights import load_weights, save_weights
 from hwnas.types import Candidate, TrialState
@@ -28,11 +29,12 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def test_search_trains_candidates_and_keeps_their_weights(tmp_path):
     out = tmp_path / "run"
-    result = hwnas.search(**TRAINED, strategy="random", budget=2, training=QUICK, out=out)
+    result = hwnas.run_search(**TRAINED, strategy="random", budget=2, training=QUICK, out=out)
     assert [t.state for t in result.trials] == [TrialState.COMPLETE] * 2
     for t in result.trials:
         error = t.measurements["error"]
-        assert error.unit == "%" and 0 <= error.value < 90
+        # Chance is 90% on ten classes; one epoch gets these networks to 27-62% (seeds 0-2).
+        assert error.unit == "%" and 0 <= error.value < 75
         assert error.env["dataset"] == "digits" and error.env["train_device"] == "cpu"
         assert error.env["epochs"] == 1 and error.env["seed"] == 0
         state, meta = load_weights(out / "weights" / f"trial-{t.number:05d}.safetensors")
@@ -49,7 +51,7 @@ def test_search_trains_candidates_and_keeps_their_weights(tmp_path):
 def test_diverging_candidates_fail_with_the_reason_and_the_search_goes_on(tmp_path):
     out = tmp_path / "nan"
     training = {**QUICK, "lr": 1e30}  # SGD at this rate overflows within a few steps
-    result = hwnas.search(**TRAINED, strategy="random", budget=3, training=training, out=out)
+    result = hwnas.run_search(**TRAINED, strategy="random", budget=3, training=training, out=out)
     assert [t.state for t in result.trials] == [TrialState.FAILED] * 3
     assert result.front.counts["failed"] == 3 and not result.front.members
     with sqlite3.connect(out / "hwnas.db") as db:
@@ -122,13 +124,14 @@ def test_inheritance_failures_and_continuation_in_one_run(tmp_path):
     assert transfer["kind"] == "shape_match" and transfer["copied"] > 0 < transfer["initialised"]
     assert nan.error.startswith("TrainingDiverged: training loss became nan")
     assert "parent trial 7 has no weights" in orphan.error
-    assert last.value("error") < 100
+    # Half an epoch is well short of one, but clearly learns (63-78% at seeds 0-2; chance 90%).
+    assert last.value("error") < 85
 
 
 def test_successive_halving_search_continues_from_checkpoints(tmp_path):
     out = tmp_path / "sh"
     training = {**QUICK, "epochs": 0.9, "fidelity": "sh"}  # rungs of 0.1, 0.3 and 0.9 epochs
-    result = hwnas.search(**TRAINED, strategy="random", budget=5, training=training, out=out)
+    result = hwnas.run_search(**TRAINED, strategy="random", budget=5, training=training, out=out)
     trials = result.trials
     assert all(t.state is TrialState.COMPLETE for t in trials)
     promoted = [t for t in trials if t.parent is not None]

@@ -1,0 +1,228 @@
+"""Tabular NAS benchmarks: a table of architectures and their metrics, used as an evaluator.
+
+A table maps a space's canonical form (one key column, or the keys of a JSON object) to
+numeric metric columns. A lookup is a dictionary access, so a strategy can be studied on a
+CPU in seconds, as the NAS literature does with NAS-Bench-201 and HW-NAS-Bench.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from hwnas.errors import BenchmarkError, HwnasError
+from hwnas.evaluate.base import EvalContext, MetricProvider
+from hwnas.objectives.base import infer_unit
+from hwnas.spaces.base import SearchSpace
+from hwnas.types import Candidate, Genotype, Measurement
+
+# Column names that hold the architecture in a CSV / Parquet table, in order of preference.
+KEY_COLUMNS = ("arch_str", "arch", "architecture", "genotype", "spec", "key")
+
+
+class TabularBenchmark:
+    """An in-memory table: canonical genotype text -> numeric metrics."""
+
+    def __init__(self, *, path: str | Path, space: SearchSpace, key_column: str | None = None):
+        self.path = Path(path)
+        self.space = space
+        records, self.key_column = _read_table(self.path, key_column)
+        self.columns = _numeric_columns(records)
+        if not self.columns:
+            raise BenchmarkError(
+                f"benchmark '{self.path}' has no numeric metric columns; "
+                "each row needs at least one number besides the architecture"
+            )
+        self._rows: dict[str, tuple[float, ...]] = {}
+        self._index = {c: i for i, c in enumerate(self.columns)}
+        for spec, record in records:
+            self._rows[spec] = tuple(_number(record.get(c)) for c in self.columns)
+        self._check_keys_fit_space()
+        self.units = {c: infer_unit(c) for c in self.columns}
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __contains__(self, genotype: object) -> bool:
+        return isinstance(genotype, Genotype) and genotype.spec in self._rows
+
+    def genotypes(self) -> list[Genotype]:
+        return [Genotype(self.space.name, spec) for spec in self._rows]
+
+    def query(self, genotype: Genotype, metrics: Iterable[str]) -> dict[str, Measurement]:
+        """Measurements of ``metrics`` for ``genotype``; BenchmarkError if it is not tabled."""
+        row = self._rows.get(genotype.spec)
+        if row is None:
+            raise BenchmarkError(
+                f"architecture '{genotype.spec}' is not in benchmark '{self.path.name}'"
+            )
+        return {
+            m: Measurement(m, row[self._index[m]], self.units[m], device=f"table:{self.path.name}")
+            for m in metrics
+        }
+
+    def values(self, metric: str) -> list[float]:
+        """Every row's value of ``metric`` (same order as :meth:`genotypes`)."""
+        i = self._index[metric]
+        return [row[i] for row in self._rows.values()]
+
+    def _check_keys_fit_space(self) -> None:
+        """Fail early when the table's keys are not this space's canonical form."""
+        for spec in list(self._rows)[:5]:
+            try:
+                canonical = self.space.parse(spec).spec
+            except HwnasError as exc:
+                raise BenchmarkError(
+                    f"benchmark '{self.path.name}' does not fit space '{self.space.name}': "
+                    f"its key '{spec}' is not an architecture of that space ({exc})"
+                ) from None
+            if canonical != spec:
+                self._canonicalise_keys()
+                return
+
+    def _canonicalise_keys(self) -> None:
+        rows: dict[str, tuple[float, ...]] = {}
+        for spec, row in self._rows.items():
+            try:
+                rows[self.space.parse(spec).spec] = row
+            except HwnasError as exc:
+                raise BenchmarkError(
+                    f"benchmark '{self.path.name}' has key '{spec}' that space "
+                    f"'{self.space.name}' cannot read: {exc}"
+                ) from None
+        self._rows = rows
+
+
+def _read_table(path: Path, key_column: str | None) -> tuple[list[tuple[str, dict]], str]:
+    if not path.is_file():
+        raise BenchmarkError(
+            f"benchmark file '{path}' does not exist; pass the path of a CSV, JSON or "
+            "Parquet table with --benchmark"
+        )
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".json":
+            return _read_json(path), "(json keys)"
+        if suffix in (".parquet", ".pq"):
+            return _rows_with_key(_read_parquet(path), path, key_column)
+        if suffix in (".csv", ".tsv", ".txt"):
+            return _rows_with_key(
+                _read_csv(path, "\t" if suffix == ".tsv" else ","), path, key_column
+            )
+    except (UnicodeDecodeError, json.JSONDecodeError, csv.Error, ValueError) as exc:
+        raise BenchmarkError(f"benchmark file '{path}' is corrupt or not a table: {exc}") from None
+    raise BenchmarkError(
+        f"benchmark file '{path}' has unknown type '{suffix}'; use .csv, .json or .parquet"
+    )
+
+
+def _read_json(path: Path) -> list[tuple[str, dict]]:
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise BenchmarkError(
+            f"benchmark file '{path}' must be a JSON object of records keyed by architecture, "
+            'e.g. {"02012100": {"mean_acc": 89.2, "params": 890666}}'
+        )
+    return [(str(k), v) for k, v in data.items()]
+
+
+def _read_csv(path: Path, delimiter: str) -> list[dict[str, Any]]:
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle, delimiter=delimiter)
+        rows = list(reader)
+        if reader.fieldnames is None or not rows:
+            raise BenchmarkError(f"benchmark file '{path}' is empty")
+        if any(None in row for row in rows):
+            raise BenchmarkError(f"benchmark file '{path}' has rows with more fields than columns")
+    return rows
+
+
+def _read_parquet(path: Path) -> list[dict[str, Any]]:
+    try:
+        import pyarrow.parquet as pq
+    except ModuleNotFoundError:
+        raise BenchmarkError(
+            "reading Parquet tables needs pyarrow; run `pip install pyarrow` or convert to CSV"
+        ) from None
+    try:
+        return pq.read_table(path).to_pylist()
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for bad files
+        raise BenchmarkError(f"benchmark file '{path}' is corrupt: {exc}") from None
+
+
+def _rows_with_key(
+    rows: Sequence[dict[str, Any]], path: Path, key_column: str | None
+) -> tuple[list[tuple[str, dict]], str]:
+    columns = list(rows[0])
+    if key_column is None:
+        key_column = next((c for c in KEY_COLUMNS if c in columns), None)
+    if key_column is None or key_column not in columns:
+        raise BenchmarkError(
+            f"benchmark file '{path}' has no architecture column; name one of "
+            f"{', '.join(KEY_COLUMNS)} (columns found: {', '.join(columns)})"
+        )
+    return [(str(row[key_column]), row) for row in rows], key_column
+
+
+def _number(value: Any) -> float:
+    if value is None or value == "":
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _numeric_columns(records: Sequence[tuple[str, Mapping[str, Any]]]) -> list[str]:
+    """Columns whose values are numbers in the first rows (strings and lists are skipped)."""
+    sample = [r for _, r in records[:50]]
+    if not sample:
+        return []
+    columns: list[str] = []
+    for column in sample[0]:
+        values = [r.get(column) for r in sample]
+        if all(_is_number(v) for v in values if v not in (None, "")) and any(
+            v not in (None, "") for v in values
+        ):
+            columns.append(column)
+    return columns
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float)):
+        return True
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return False
+        return True
+    return False
+
+
+class TableProvider(MetricProvider):
+    """Every numeric column of a tabular benchmark.
+
+    A lookup is free, but it stands in for training and measuring, so it counts as an
+    expensive evaluation (LEMONADE and RL must not screen candidates with it).
+    """
+
+    cheap = False
+    role = "table"
+
+    def __init__(self, benchmark: TabularBenchmark) -> None:
+        self.benchmark = benchmark
+
+    def units(self) -> Mapping[str, str]:
+        return self.benchmark.units
+
+    def evaluate(
+        self, candidate: Candidate, metrics: Sequence[str], ctx: EvalContext
+    ) -> dict[str, Measurement]:
+        return self.benchmark.query(candidate.genotype, metrics)

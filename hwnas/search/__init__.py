@@ -1,0 +1,87 @@
+"""Search strategies behind ask/tell, looked up by name in :data:`STRATEGIES`."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from hwnas.errors import ConfigError
+from hwnas.objectives.base import Constraint, Objective
+from hwnas.registry import Registry
+from hwnas.search.base import Strategy
+from hwnas.spaces.base import SearchSpace
+
+__all__ = ["STRATEGIES", "Strategy", "make_strategy"]
+
+STRATEGIES: Registry[type[Strategy]] = Registry("strategy")
+STRATEGIES.add("random", "hwnas.search.random:RandomSearch", "uniform random sampling (baseline)")
+STRATEGIES.add(
+    "lemonade",
+    "hwnas.search.lemonade:LemonadeSearch",
+    "LEMONADE: Lamarckian evolution, density-guided on cheap objectives",
+)
+STRATEGIES.add(
+    "nsga2", "hwnas.search.nsga2:NSGA2Search", "pymoo's NSGA-II with the space's operators"
+)
+STRATEGIES.add(
+    "rl",
+    "hwnas.search.rl.strategy:RLSearch",
+    "Neural-Architect-style RL: embedding, controller, performance predictors",
+)
+STRATEGIES.add(
+    "hillclimb",
+    "hwnas.search.hillclimb:HillClimb",
+    "NASH hill climbing with network morphisms (single-objective baseline)",
+)
+STRATEGIES.add(
+    "fbnet",
+    "hwnas.search.supernet.strategies:FBNetSearch",
+    "FBNet: Gumbel-softmax supernet, LUT latency",
+)
+STRATEGIES.add(
+    "squeezenas",
+    "hwnas.search.supernet.strategies:SqueezeNASSearch",
+    "SqueezeNAS: supernet search against a latency or MACs target",
+)
+STRATEGIES.add(
+    "darts",
+    "hwnas.search.supernet.strategies:DARTSSearch",
+    "DARTS softmax relaxation on the supernet",
+)
+STRATEGIES.add(
+    "snas",
+    "hwnas.search.supernet.strategies:SNASSearch",
+    "SNAS stochastic relaxation, per-layer cost",
+)
+
+
+def make_strategy(
+    name: str,
+    *,
+    space: SearchSpace,
+    objectives: Sequence[Objective],
+    constraints: Sequence[Constraint] = (),
+    seed: int = 0,
+    options: Mapping[str, Any] | None = None,
+) -> Strategy:
+    """Instantiate strategy ``name``; clear errors for unknown or bad options."""
+    cls = STRATEGIES.get(name)
+    options = dict(options or {})
+    params = inspect.signature(cls).parameters
+    reserved = {"space", "objectives", "constraints", "seed"}
+    allowed = [p for p in params if p not in reserved]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ConfigError(
+            f"strategy '{name}' has no option {', '.join(unknown)}; "
+            f"its options are: {', '.join(allowed) or 'none'}"
+        )
+    try:
+        strategy = cls(
+            space=space, objectives=objectives, constraints=constraints, seed=seed, **options
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"bad options for strategy '{name}': {exc}") from None
+    strategy.check_space()
+    return strategy

@@ -1,0 +1,510 @@
+"""FBNet, SqueezeNAS, DARTS and SNAS as ask/tell strategies: one supernet training, a front.
+
+On the first :meth:`ask` the strategy trains the supernet itself (with the run's dataset,
+training settings and device, see :class:`SupernetTrainer`), checkpointing under
+``run_dir/strategy/supernet/`` so a killed search resumes from its last epoch. One theta head
+per trade-off value (FBNet's beta, SqueezeNAS's target, DARTS's / SNAS's lambda) shares the
+supernet. Afterwards each head yields its most likely architecture and samples of its learned
+distribution; the runner evaluates them like any candidate, fine-tuned from the supernet's
+weights (``finetune=true``, the default: the weights are cut out to
+``run_dir/strategy/weights/<digest>.safetensors`` and the candidate carries a ``supernet``
+transfer pointing there) or trained from scratch (``finetune=false``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from hwnas.errors import ConfigError, DeviceError
+from hwnas.objectives.base import Constraint, Objective
+from hwnas.search.base import Strategy
+from hwnas.spaces.base import SearchSpace
+from hwnas.types import Candidate, Genotype, Trial
+
+if TYPE_CHECKING:
+    import torch
+
+    from hwnas.search.supernet.costs import CostSet, CostTerm
+    from hwnas.search.supernet.losses import HeadLoss
+    from hwnas.search.supernet.tasks import SupernetTask
+    from hwnas.search.supernet.trainer import SupernetTrainer
+
+__all__ = ["DARTSSearch", "FBNetSearch", "SNASSearch", "SqueezeNASSearch", "SupernetStrategy"]
+
+#: Where the strategy keeps its files, relative to the run directory.
+STRATEGY_DIR = "strategy"
+TRANSFER_KIND = "supernet"
+
+
+def _whole(name: str, value: Any, *, low: int, optional: bool = False) -> int | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
+    return value
+
+
+def _number(name: str, value: Any, *, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if positive and value <= 0:
+        raise ValueError(f"{name} must be positive, got {value!r}")
+    return float(value)
+
+
+def _numbers(name: str, values: Any) -> list[float]:
+    if isinstance(values, (int, float)) and not isinstance(values, bool):
+        values = [values]
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
+        raise ValueError(
+            f"{name} must be a non-empty list of numbers, e.g. [0, 0.5, 1], got {values!r}"
+        )
+    return [_number(name, v) for v in values]
+
+
+class SupernetStrategy(Strategy):
+    """The shared machinery; subclasses choose the relaxation and the architecture loss."""
+
+    name: ClassVar[str] = "supernet"
+    batch_size: ClassVar[int] = 64
+    relaxation: ClassVar[str] = "gumbel"
+
+    def __init__(
+        self,
+        *,
+        space: SearchSpace,
+        objectives: Sequence[Objective],
+        constraints: Sequence[Constraint] = (),
+        seed: int = 0,
+        epochs: int | None = None,
+        warmup_epochs: int | None = None,
+        temperature: float = 5.0,
+        temperature_decay: float = 0.956,
+        theta_lr: float = 0.01,
+        paths: str = "full",
+        cost: str | Sequence[str] | None = None,
+        cost_weights: Mapping[str, float] | None = None,
+        samples_per_head: int = 2,
+        finetune: bool = True,
+        build_lut: bool = True,
+    ) -> None:
+        super().__init__(space=space, objectives=objectives, constraints=constraints, seed=seed)
+        self.epochs = _whole("epochs", epochs, low=1, optional=True)
+        self.warmup_epochs = _whole("warmup_epochs", warmup_epochs, low=0, optional=True)
+        self.temperature = _number("temperature", temperature, positive=True)
+        self.temperature_decay = _number("temperature_decay", temperature_decay, positive=True)
+        self.theta_lr = _number("theta_lr", theta_lr, positive=True)
+        from hwnas.search.supernet.relax import PATHS
+
+        if paths not in PATHS:
+            raise ValueError(f"paths must be one of {', '.join(PATHS)}, got {paths!r}")
+        self.paths = paths
+        self.cost = self._cost_metrics(cost)
+        if cost_weights is not None and not isinstance(cost_weights, Mapping):
+            raise ValueError(
+                'cost_weights must map costs to weights, e.g. {"latency": 2}, got '
+                f"{cost_weights!r}"
+            )
+        self.cost_weights = dict(cost_weights or {})
+        self.samples_per_head = _whole("samples_per_head", samples_per_head, low=1)
+        if not isinstance(finetune, bool) or not isinstance(build_lut, bool):
+            raise ValueError("finetune and build_lut must be true or false")
+        self.finetune = finetune
+        self.build_lut = build_lut
+        self._queue: list[Candidate] | None = None
+        self.trainer: SupernetTrainer | None = None
+
+    def _cost_metrics(self, cost: str | Sequence[str] | None) -> list[str] | None:
+        from hwnas.search.supernet.costs import COST_METRICS
+
+        if cost is None:
+            return None
+        metrics = [cost] if isinstance(cost, str) else list(cost)
+        unknown = [m for m in metrics if m not in COST_METRICS]
+        if unknown or not metrics:
+            raise ValueError(f"cost must be one or more of {', '.join(COST_METRICS)}, got {cost!r}")
+        return metrics
+
+    def check_space(self) -> None:
+        from hwnas.spaces.mobilenet import MobileNetSpace
+
+        if not isinstance(self.space, MobileNetSpace):
+            raise ConfigError(
+                f"strategy '{self.name}' trains a supernet of per-layer blocks and needs "
+                f"--space mobilenet, not '{self.space.name}'"
+            )
+
+    # -- the trade-offs (subclasses) --------------------------------------------------------
+    def make_heads(self, costs: CostSet) -> list[HeadLoss]:
+        raise NotImplementedError
+
+    # -- ask / tell -------------------------------------------------------------------------
+    def ask(self, n: int) -> list[Candidate]:
+        if self._queue is None:
+            self._queue = self._search()
+        out: list[Candidate] = []
+        while self._queue and len(out) < n:
+            candidate = self._queue.pop(0)
+            if candidate.key() not in self.known:
+                out.append(candidate)
+        return out
+
+    def tell(self, trials: Sequence[Trial]) -> None:
+        """The front comes from the supernet; results change nothing."""
+
+    def state_dict(self) -> dict[str, Any]:
+        queue = None if self._queue is None else [c.to_json() for c in self._queue]
+        return {**super().state_dict(), "queue": queue}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        queue = state.get("queue")
+        self._queue = None if queue is None else [Candidate.from_json(c) for c in queue]
+
+    # -- the search -------------------------------------------------------------------------
+    def _search(self) -> list[Candidate]:
+        from hwnas.search.supernet.trainer import SupernetTrainer
+
+        if self.resources.checkpoint_dir is None:
+            raise ConfigError(
+                f"strategy '{self.name}' trains its own supernet and needs a run: use "
+                "hwnas.run_search(...) or `hwnas search` with --dataset"
+            )
+        self.check_space()
+        task, device, train_settings = self._task()
+        costs = self._costs(task)
+        heads = self.make_heads(costs)
+        settings = self._settings(train_settings)
+        self.trainer = SupernetTrainer(
+            task=task,
+            costs=costs,
+            heads=heads,
+            settings=settings,
+            device=device,
+            checkpoint_dir=self._dir() / "supernet",
+            log=self.log_event,
+        )
+        if self.trainer.epoch:
+            self.log_event("supernet_resumed", epoch=self.trainer.epoch)
+        self.trainer.train()
+        return self._derive(self.trainer, costs)
+
+    def _dir(self) -> Path:
+        assert self.resources.checkpoint_dir is not None
+        return Path(self.resources.checkpoint_dir)
+
+    def _task(self) -> tuple[SupernetTask, Any, Any]:
+        """The task, its training device and training settings, from the run's providers."""
+        from hwnas.search.supernet.tasks import ClassificationTask
+        from hwnas.spaces.mobilenet import MobileNetSpace
+
+        assert isinstance(self.space, MobileNetSpace)
+        provider: Any = self.resources.training
+        make = getattr(provider, "supernet_task", None)
+        if callable(make):
+            return make(self.space), provider.device, provider.settings
+        from hwnas.training.provider import TrainingProvider
+
+        if isinstance(provider, TrainingProvider):
+            task = ClassificationTask.from_provider(provider, self.space)
+            return task, provider.device, provider.settings
+        raise ConfigError(
+            f"strategy '{self.name}' trains a supernet and needs a dataset (--dataset digits); "
+            "it cannot search a benchmark table"
+        )
+
+    def _settings(self, train: Any) -> Any:
+        from hwnas.search.supernet.trainer import SupernetSettings
+
+        epochs = self.epochs if self.epochs is not None else max(1, math.ceil(train.epochs))
+        warmup = self.warmup_epochs
+        if warmup is None:
+            warmup = min(epochs - 1, round(0.2 * epochs))  # FBNet warms up on ~10-20%
+        return SupernetSettings(
+            epochs=epochs,
+            warmup_epochs=warmup,
+            temperature=self.temperature,
+            temperature_decay=self.temperature_decay,
+            relaxation=self.relaxation,
+            paths=self.paths,
+            theta_lr=self.theta_lr,
+            optimizer=train.optimizer,
+            lr=train.peak_lr,
+            momentum=train.momentum,
+            weight_decay=train.decay,
+            grad_clip=train.grad_clip if train.grad_clip is not None else 5.0,
+            seed=self.seed,
+        )
+
+    def _costs(self, task: SupernetTask) -> CostSet:
+        from hwnas.search.supernet.costs import COST_METRICS, CostSet, counted_terms
+
+        metrics = self.cost
+        if metrics is None:
+            metrics = [o.metric for o in self.objectives if o.metric in COST_METRICS]
+        if not metrics:
+            metrics = ["latency"] if self._device_provider() is not None else ["macs"]
+        unknown = sorted(set(self.cost_weights) - set(metrics))
+        if unknown:
+            raise ConfigError(
+                f"cost_weights names {', '.join(unknown)}, which the search does not trade; "
+                f"its costs: {', '.join(metrics)}"
+            )
+        terms: list[CostTerm] = []
+        counted = counted_terms(task, [m for m in metrics if m != "latency"])
+        for metric in metrics:
+            if metric == "latency":
+                terms.append(self._latency_term(task))
+            else:
+                terms.extend(t for t in counted if t.metric == metric)
+        weights = [float(self.cost_weights.get(t.metric, 1.0)) for t in terms]
+        return CostSet(terms, weights)
+
+    def _device_provider(self) -> Any:
+        return self.resources.device
+
+    def _latency_term(self, task: SupernetTask) -> CostTerm:
+        from hwnas.profilers.lut import LatencyTable, table_path
+        from hwnas.profilers.provider import cached_table
+        from hwnas.search.supernet.costs import latency_term
+        from hwnas.search.supernet.tasks import ClassificationTask
+
+        device = self._device_provider()
+        if device is None:
+            raise ConfigError(
+                f"strategy '{self.name}' with cost latency needs a target device with a latency "
+                "table (--device cpu); or trade cost=macs"
+            )
+        if not isinstance(task, ClassificationTask):
+            raise ConfigError(
+                "latency tables time the classifier head; a segmentation search trades "
+                "cost=macs, params or peak_memory"
+            )
+        lookup = {"num_classes": device.num_classes, "input_shape": device.input_shape}
+        try:
+            table = cached_table(device.profile, self.space, **lookup)
+        except DeviceError:
+            if not self.build_lut:
+                raise
+            table = LatencyTable.build(self.space, device.profile, **lookup, seed=self.seed)
+            path = table.save(table_path(device.profile, self.space, **lookup))
+            self.log_event("lut_built", path=str(path), entries=len(table.entries),
+                           seconds=table.meta.get("build_seconds"))  # fmt: skip
+        return latency_term(table)
+
+    # -- the front --------------------------------------------------------------------------
+    def _derive(self, trainer: SupernetTrainer, costs: CostSet) -> list[Candidate]:
+        """Each head's most likely architecture, then samples of its distribution."""
+        import numpy as np
+
+        seen = set(self.known)
+        candidates: list[Candidate] = []
+        for h, head in enumerate(trainer.heads):
+            probs = trainer.probabilities(h)
+            draws: list[tuple[str, list[int]]] = []
+            tries = 0
+            proposal, kind = trainer.argmax(h), "argmax"
+            while len(draws) < self.samples_per_head and tries < 50 * self.samples_per_head:
+                key = self.space.from_indices(proposal).key()  # type: ignore[attr-defined]
+                if key not in seen and all(proposal != d for _, d in draws):
+                    draws.append((kind, proposal))
+                tries += 1
+                proposal = [int(self.rng.choice(len(p), p=p / p.sum())) for p in probs]
+                kind = "sample"
+            for kind, indices in draws:
+                genotype = self.space.from_indices(indices)  # type: ignore[attr-defined]
+                if genotype.key() in seen:
+                    continue
+                seen.add(genotype.key())
+                info = {
+                    "head": h,
+                    "tradeoff": head.tradeoff,
+                    "draw": kind,
+                    "log_prob": float(sum(np.log(p[j]) for p, j in zip(probs, indices))),
+                    "predicted": costs.describe(indices),
+                }
+                candidates.append(self._candidate(trainer, genotype, info))
+        self.log_event(
+            "supernet_front",
+            candidates=[{"genotype": c.genotype.spec, **c.info} for c in candidates],
+            train_seconds=round(trainer.train_seconds, 3),
+        )
+        return candidates
+
+    def _candidate(
+        self, trainer: SupernetTrainer, genotype: Genotype, info: dict[str, Any]
+    ) -> Candidate:
+        if not self.finetune:
+            return Candidate(genotype, info=info)
+        from hwnas.training.weights import save_weights
+
+        relative = f"{STRATEGY_DIR}/weights/{genotype.digest()}.safetensors"
+        assert self.resources.checkpoint_dir is not None
+        state: dict[str, torch.Tensor] = trainer.extract(genotype)
+        save_weights(
+            Path(self.resources.checkpoint_dir) / "weights" / f"{genotype.digest()}.safetensors",
+            state,
+            {"genotype": genotype.to_json(), "source": "supernet", "epochs": trainer.epoch},
+        )
+        return Candidate(genotype, transfer={"kind": TRANSFER_KIND, "weights": relative}, info=info)
+
+
+class FBNetSearch(SupernetStrategy):
+    """FBNet (Wu et al. 2019): Gumbel-softmax, ``CE * alpha * (1 + log cost)^beta``, one head
+    per ``betas`` value (0 ignores the cost)."""
+
+    name = "fbnet"
+    relaxation = "gumbel"
+
+    def __init__(
+        self,
+        *,
+        space: SearchSpace,
+        objectives: Sequence[Objective],
+        constraints: Sequence[Constraint] = (),
+        seed: int = 0,
+        alpha: float = 0.2,
+        betas: Sequence[float] = (0.0, 0.3, 0.6, 1.2, 2.4),
+        epochs: int | None = None,
+        warmup_epochs: int | None = None,
+        temperature: float = 5.0,
+        temperature_decay: float = 0.956,
+        theta_lr: float = 0.01,
+        paths: str = "full",
+        cost: str | Sequence[str] | None = None,
+        cost_weights: Mapping[str, float] | None = None,
+        samples_per_head: int = 2,
+        finetune: bool = True,
+        build_lut: bool = True,
+    ) -> None:
+        super().__init__(
+            space=space, objectives=objectives, constraints=constraints, seed=seed,
+            epochs=epochs, warmup_epochs=warmup_epochs, temperature=temperature,
+            temperature_decay=temperature_decay, theta_lr=theta_lr, paths=paths, cost=cost,
+            cost_weights=cost_weights, samples_per_head=samples_per_head, finetune=finetune,
+            build_lut=build_lut,
+        )  # fmt: skip
+        self.alpha = _number("alpha", alpha, positive=True)
+        self.betas = _numbers("betas", betas)
+        if any(b < 0 for b in self.betas):
+            raise ValueError(f"betas must be >= 0, got {self.betas}")
+
+    def make_heads(self, costs: CostSet) -> list[HeadLoss]:
+        from hwnas.search.supernet.losses import FBNetLoss
+
+        return [FBNetLoss(self.alpha, b) for b in self.betas]
+
+
+class SqueezeNASSearch(SupernetStrategy):
+    """SqueezeNAS-style search against cost targets: ``CE + penalty * |cost / target - 1|``.
+
+    ``targets`` are fractions of the way from the cheapest (0) to the most expensive (1)
+    architecture of the combined cost; one head per target.
+    """
+
+    name = "squeezenas"
+    relaxation = "gumbel"
+
+    def __init__(
+        self,
+        *,
+        space: SearchSpace,
+        objectives: Sequence[Objective],
+        constraints: Sequence[Constraint] = (),
+        seed: int = 0,
+        targets: Sequence[float] = (0.1, 0.3, 0.5, 0.7, 0.9),
+        penalty: float = 2.0,
+        epochs: int | None = None,
+        warmup_epochs: int | None = None,
+        temperature: float = 5.0,
+        temperature_decay: float = 0.956,
+        theta_lr: float = 0.01,
+        paths: str = "full",
+        cost: str | Sequence[str] | None = None,
+        cost_weights: Mapping[str, float] | None = None,
+        samples_per_head: int = 2,
+        finetune: bool = True,
+        build_lut: bool = True,
+    ) -> None:
+        super().__init__(
+            space=space, objectives=objectives, constraints=constraints, seed=seed,
+            epochs=epochs, warmup_epochs=warmup_epochs, temperature=temperature,
+            temperature_decay=temperature_decay, theta_lr=theta_lr, paths=paths, cost=cost,
+            cost_weights=cost_weights, samples_per_head=samples_per_head, finetune=finetune,
+            build_lut=build_lut,
+        )  # fmt: skip
+        self.targets = _numbers("targets", targets)
+        if any(not 0 <= t <= 1 for t in self.targets):
+            raise ValueError(
+                f"targets are fractions from the cheapest (0) to the dearest (1) architecture, "
+                f"got {self.targets}"
+            )
+        self.penalty = _number("penalty", penalty, positive=True)
+
+    def make_heads(self, costs: CostSet) -> list[HeadLoss]:
+        from hwnas.search.supernet.losses import TargetLoss
+
+        low, high = costs.normalised_bounds()
+        return [TargetLoss(low + f * (high - low), self.penalty, f) for f in self.targets]
+
+
+class _PenaltySearch(SupernetStrategy):
+    def __init__(
+        self,
+        *,
+        space: SearchSpace,
+        objectives: Sequence[Objective],
+        constraints: Sequence[Constraint] = (),
+        seed: int = 0,
+        lambdas: Sequence[float] = (0.0, 0.1, 0.3, 1.0, 3.0),
+        epochs: int | None = None,
+        warmup_epochs: int | None = None,
+        temperature: float = 5.0,
+        temperature_decay: float = 0.956,
+        theta_lr: float = 0.01,
+        paths: str = "full",
+        cost: str | Sequence[str] | None = None,
+        cost_weights: Mapping[str, float] | None = None,
+        samples_per_head: int = 2,
+        finetune: bool = True,
+        build_lut: bool = True,
+    ) -> None:
+        super().__init__(
+            space=space, objectives=objectives, constraints=constraints, seed=seed,
+            epochs=epochs, warmup_epochs=warmup_epochs, temperature=temperature,
+            temperature_decay=temperature_decay, theta_lr=theta_lr, paths=paths, cost=cost,
+            cost_weights=cost_weights, samples_per_head=samples_per_head, finetune=finetune,
+            build_lut=build_lut,
+        )  # fmt: skip
+        self.lambdas = _numbers("lambdas", lambdas)
+        if any(v < 0 for v in self.lambdas):
+            raise ValueError(f"lambdas must be >= 0, got {self.lambdas}")
+
+
+class DARTSSearch(_PenaltySearch):
+    """DARTS (Liu et al. 2019): softmax(theta) weights every candidate, no noise and no
+    temperature; the resource term ``lambda * (cost - 1)`` is added per head."""
+
+    name = "darts"
+    relaxation = "softmax"
+
+    def make_heads(self, costs: CostSet) -> list[HeadLoss]:
+        from hwnas.search.supernet.losses import PenaltyLoss
+
+        return [PenaltyLoss(v) for v in self.lambdas]
+
+
+class SNASSearch(_PenaltySearch):
+    """SNAS (Xie et al. 2019): Gumbel-softmax weights, and the resource cost decomposed per
+    layer and optimised through the score function of the discrete sample."""
+
+    name = "snas"
+    relaxation = "gumbel"
+
+    def make_heads(self, costs: CostSet) -> list[HeadLoss]:
+        from hwnas.search.supernet.losses import SNASLoss
+
+        return [SNASLoss(v) for v in self.lambdas]

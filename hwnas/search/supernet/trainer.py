@@ -1,0 +1,340 @@
+"""Supernet training: network weights and architecture logits, alternately, on separate data.
+
+Every epoch runs the weight steps on the weights part of the training data (80%) and, after
+the warm-up epochs, interleaves the theta steps on the architecture part (20%) in proportion,
+so both parts are passed once per epoch. Several theta heads (one per trade-off value) share
+the supernet: weight steps take their path from the heads in turn, and each theta step updates
+every head. The temperature is ``temperature * temperature_decay ** epoch`` (FBNet: 5.0, 0.956).
+
+Every random choice of an epoch (batch order, augmentation, Gumbel noise, dropout) is seeded
+from the run's seed and the epoch, and the state is checkpointed after each epoch (see
+:mod:`hwnas.search.supernet.checkpoint`), so a killed search resumes where it stopped and ends with
+the same weights and theta as an uninterrupted one (on a CPU, bit for bit).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from hwnas.errors import ConfigError
+from hwnas.search.supernet.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from hwnas.search.supernet.costs import CostSet
+from hwnas.search.supernet.losses import HeadLoss
+from hwnas.search.supernet.network import Supernet, extract_state
+from hwnas.search.supernet.relax import PATHS, RELAXATIONS, relax
+from hwnas.search.supernet.tasks import SupernetTask
+from hwnas.types import Genotype
+
+__all__ = ["SupernetSettings", "SupernetTrainer"]
+
+
+@dataclass(frozen=True)
+class SupernetSettings:
+    """How the supernet is trained (weights: the run's optimiser; theta: Adam, as in FBNet)."""
+
+    epochs: int
+    warmup_epochs: int = 0
+    temperature: float = 5.0
+    temperature_decay: float = 0.956
+    relaxation: str = "gumbel"
+    paths: str = "full"
+    theta_lr: float = 0.01
+    theta_weight_decay: float = 5e-4
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    grad_clip: float | None = 5.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "warmup_epochs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"supernet {name} must be a whole number >= 0, not {value!r}")
+        if self.epochs < 1:
+            raise ConfigError(f"supernet epochs must be at least 1, not {self.epochs}")
+        if self.warmup_epochs >= self.epochs:
+            raise ConfigError(
+                f"warmup_epochs ({self.warmup_epochs}) must be below epochs ({self.epochs}): "
+                "theta needs at least one epoch of search"
+            )
+        if not self.temperature > 0 or not 0 < self.temperature_decay <= 1:
+            raise ConfigError(
+                "temperature must be > 0 and temperature_decay in (0, 1], not "
+                f"{self.temperature!r} and {self.temperature_decay!r}"
+            )
+        if self.relaxation not in RELAXATIONS:
+            raise ConfigError(f"relaxation must be one of {', '.join(RELAXATIONS)}")
+        if self.paths not in PATHS:
+            raise ConfigError(
+                f"paths must be one of {', '.join(PATHS)} (all candidates, two sampled, or "
+                f"one sampled per layer), not {self.paths!r}"
+            )
+        if not self.theta_lr > 0:
+            raise ConfigError(f"theta_lr must be positive, not {self.theta_lr!r}")
+
+    def temperature_at(self, epoch: int) -> float:
+        return self.temperature * self.temperature_decay**epoch
+
+
+def _cosine(total: int) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, step / max(1, total))))
+
+    return factor
+
+
+@contextlib.contextmanager
+def _frozen(model: nn.Module) -> Iterator[None]:
+    """Theta steps need no weight gradients: skipping them saves the backward's weight half."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+class SupernetTrainer:
+    """Trains one supernet with ``len(heads)`` theta heads (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        task: SupernetTask,
+        costs: CostSet,
+        heads: Sequence[HeadLoss],
+        settings: SupernetSettings,
+        device: torch.device | str = "cpu",
+        checkpoint_dir: Path | None = None,
+        log: Callable[..., None] | None = None,
+    ) -> None:
+        if not heads:
+            raise ConfigError("a supernet search needs at least one trade-off value")
+        self.task = task
+        self.costs = costs
+        self.heads = list(heads)
+        self.settings = settings
+        self.device = torch.device(device)
+        self.checkpoint_dir = checkpoint_dir
+        self.log = log or (lambda kind, **data: None)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(settings.seed)
+            self.model = Supernet(
+                task.space,
+                head=task.make_head(),
+                in_channels=task.in_channels,
+                upsample=task.upsample,
+            ).to(self.device)
+        self.theta = [
+            [torch.zeros(n, device=self.device, requires_grad=True) for n in self.model.num_choices]
+            for _ in self.heads
+        ]
+        self.weights_part, self.arch_part = task.search_parts(settings.seed)
+        self.steps_per_epoch = task.steps(self.weights_part)
+        self.arch_steps_per_epoch = task.steps(self.arch_part)
+        self.opt_w = self._weight_optimizer()
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(
+            self.opt_w, _cosine(settings.epochs * self.steps_per_epoch)
+        )
+        self.opt_t = torch.optim.Adam(
+            [t for head in self.theta for t in head],
+            lr=settings.theta_lr,
+            weight_decay=settings.theta_weight_decay,
+        )
+        self.epoch = 0
+        self.train_seconds = 0.0
+        self.fingerprint = self._fingerprint()
+        if checkpoint_dir is not None:
+            found = load_checkpoint(checkpoint_dir, fingerprint=self.fingerprint)
+            if found is not None:
+                self._restore(found)
+
+    # -- setup ------------------------------------------------------------------------------
+    def _weight_optimizer(self) -> torch.optim.Optimizer:
+        s = self.settings
+        decay = [p for p in self.model.parameters() if p.ndim > 1]
+        rest = [p for p in self.model.parameters() if p.ndim <= 1]
+        groups = [
+            {"params": decay, "weight_decay": s.weight_decay},
+            {"params": rest, "weight_decay": 0.0},
+        ]
+        if s.optimizer == "sgd":
+            return torch.optim.SGD(groups, lr=s.lr, momentum=s.momentum, nesterov=s.momentum > 0)
+        return torch.optim.AdamW(groups, lr=s.lr)
+
+    def _fingerprint(self) -> str:
+        data = {
+            "settings": asdict(self.settings),
+            "heads": [h.describe() for h in self.heads],
+            "costs": self.costs.metrics,
+            "cost_weights": self.costs.weights,
+            "task": self.task.describe(),
+            "space": self.task.space.config(),
+            "parts": [len(self.weights_part), len(self.arch_part)],
+        }
+        text = json.dumps(data, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def _restore(self, found: Checkpoint) -> None:
+        self.model.load_state_dict(found.model)
+        with torch.no_grad():
+            for head, saved in zip(self.theta, found.theta):
+                for logits, value in zip(head, saved):
+                    logits.copy_(value.to(self.device))
+        self.opt_w.load_state_dict(found.optim["weights"])
+        self.opt_t.load_state_dict(found.optim["theta"])
+        self.schedule.load_state_dict(found.optim["schedule"])
+        self.epoch = found.epoch
+        self.train_seconds = float(found.meta.get("train_seconds", 0.0))
+
+    def _save(self) -> None:
+        if self.checkpoint_dir is None:
+            return
+        optim = {
+            "weights": self.opt_w.state_dict(),
+            "theta": self.opt_t.state_dict(),
+            "schedule": self.schedule.state_dict(),
+        }
+        meta = {"fingerprint": self.fingerprint, "train_seconds": self.train_seconds}
+        state = {k: v for k, v in self.model.state_dict().items()}
+        save_checkpoint(self.checkpoint_dir, Checkpoint(self.epoch, state, self.theta, optim, meta))
+
+    # -- training ---------------------------------------------------------------------------
+    @property
+    def done(self) -> bool:
+        return self.epoch >= self.settings.epochs
+
+    def train(self, until: int | None = None) -> None:
+        """Train up to epoch ``until`` (default: all epochs), checkpointing after each."""
+        last = self.settings.epochs if until is None else min(until, self.settings.epochs)
+        while self.epoch < last:
+            started = time.perf_counter()
+            stats = self._epoch(self.epoch)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            self.train_seconds += time.perf_counter() - started
+            self.epoch += 1
+            self._save()
+            self.log("supernet_epoch", **stats, seconds=round(self.train_seconds, 3))
+
+    def _epoch(self, epoch: int) -> dict[str, Any]:
+        s = self.settings
+        seed = s.seed * 100_003 + epoch * 17
+        tau = s.temperature_at(epoch)
+        searching = epoch >= s.warmup_epochs
+        noise = torch.Generator().manual_seed(seed)
+        weights_batches = self.task.batches(self.weights_part, seed=seed + 1, device=self.device)
+        arch_batches = self.task.batches(self.arch_part, seed=seed + 2, device=self.device)
+        steps, arch_steps = self.steps_per_epoch, self.arch_steps_per_epoch
+        losses, arch_losses = [], []
+        cuda = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(seed + 3)  # dropout
+            self.model.train()
+            for step in range(steps):
+                losses.append(self._weight_step(next(weights_batches), step, tau, noise))
+                if searching and (step + 1) * arch_steps // steps > step * arch_steps // steps:
+                    arch_losses.append(self._theta_step(next(arch_batches), tau, noise))
+        return {
+            "epoch": epoch + 1,
+            "temperature": tau,
+            "phase": "search" if searching else "warmup",
+            "weight_loss": float(np.mean(losses)),
+            "arch_loss": float(np.mean(arch_losses)) if arch_losses else None,
+            "heads": self.head_summaries(),
+        }
+
+    def _weight_step(
+        self,
+        batch: tuple[torch.Tensor, torch.Tensor],
+        step: int,
+        tau: float,
+        noise: torch.Generator,
+    ) -> float:
+        x, y = batch
+        head = [t.detach() for t in self.theta[step % len(self.heads)]]
+        r = relax(head, kind=self.settings.relaxation, paths=self.settings.paths,
+                  temperature=tau, generator=noise)  # fmt: skip
+        loss = self.task.loss(self.model(x, r.mix, r.active), y)
+        self.opt_w.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.settings.grad_clip is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.grad_clip)
+        self.opt_w.step()
+        self.schedule.step()
+        return self._finite(loss, "weight")
+
+    def _theta_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], tau: float, noise: torch.Generator
+    ) -> float:
+        x, y = batch
+        total = 0.0
+        with _frozen(self.model):
+            for head, objective in zip(self.theta, self.heads):
+                r = relax(head, kind=self.settings.relaxation, paths=self.settings.paths,
+                          temperature=tau, generator=noise)  # fmt: skip
+                task_loss = self.task.loss(self.model(x, r.mix, r.active), y)
+                cost = self.costs.normalised(r.cost)
+                loss = objective(task_loss, cost, relaxed=r, theta=head, costs=self.costs)
+                self.opt_t.zero_grad(set_to_none=True)
+                loss.backward()
+                self.opt_t.step()
+                total += self._finite(loss, "architecture")
+        return total / len(self.heads)
+
+    def _finite(self, loss: torch.Tensor, what: str) -> float:
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            from hwnas.training.trainer import TrainingDiverged
+
+            raise TrainingDiverged(
+                f"supernet {what} loss became {value} in epoch {self.epoch + 1}; lower the "
+                "learning rate (--lr) or theta_lr"
+            )
+        return value
+
+    # -- results ----------------------------------------------------------------------------
+    def probabilities(self, head: int) -> list[np.ndarray]:
+        """softmax(theta) of every layer of ``head``: the learned distribution."""
+        return [torch.softmax(t.detach().cpu().double(), 0).numpy() for t in self.theta[head]]
+
+    def argmax(self, head: int) -> list[int]:
+        return [int(np.argmax(p)) for p in self.probabilities(head)]
+
+    def head_summaries(self) -> list[dict[str, Any]]:
+        out = []
+        for h, objective in enumerate(self.heads):
+            probs = self.probabilities(h)
+            weights = [torch.from_numpy(p) for p in probs]
+            expected = float(self.costs.normalised(weights))
+            entropy = float(sum(-(p * np.log(np.clip(p, 1e-12, None))).sum() for p in probs))
+            out.append(
+                {
+                    "head": h,
+                    "tradeoff": objective.tradeoff,
+                    "expected_cost": expected,
+                    "argmax_costs": self.costs.describe(self.argmax(h)),
+                    "entropy": entropy,
+                }
+            )
+        return out
+
+    def extract(self, genotype: Genotype) -> dict[str, torch.Tensor]:
+        """The stand-alone network's weights for ``genotype`` (see :func:`extract_state`)."""
+        return extract_state(self.model.state_dict(), self.task.space, genotype)
