@@ -88,13 +88,19 @@ def load_run(run_dir: str | os.PathLike[str], *, label: str | None = None) -> Ru
     Unlike :func:`hwnas.api.open_run` this never rebuilds the run's evaluators, so a run that
     trained on a dataset plots without loading the data or importing torch.
     """
-    from hwnas.evaluate import resolve_objectives
-
     path = Path(run_dir)
     with RunStore.open(path, read_only=True) as store:
-        config = RunConfig.from_dict(store.config())
-        trials = store.trials()
-        events = store.events()
+        return run_from_store(store, label=label)
+
+
+def run_from_store(store: RunStore, *, label: str | None = None) -> RunData:
+    """:func:`load_run` on an open store (a caller may open it with its own connection)."""
+    from hwnas.evaluate import resolve_objectives
+
+    path = store.run_dir
+    config = RunConfig.from_dict(store.config())
+    trials = store.trials()
+    events = store.events()
     units = measured_units(trials)
     objectives = [parse_objective(o) for o in config.objectives]
     constraints = [parse_constraint(c) for c in config.constraints]
