@@ -2,9 +2,9 @@
 
 A handful of trials far from the rest (NAS-Bench-201 cells that never learn sit at 10%
 accuracy while the front lies between 85% and 95%) would otherwise take most of an axis. The
-limits here cover the bulk of the values (quartiles widened by three interquartile ranges) and
-every value that must show (front members, knees); the points beyond are drawn on the edge of
-the axes with their own marker and counted in the legend.
+limits here cover the bulk of the values (Tukey's fences: the quartiles widened by 1.5
+interquartile ranges) and every value that must show (front members, knees); the points beyond
+are drawn on the edge of the axes with their own marker and counted in the legend.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from matplotlib.axes import Axes
 from matplotlib.ticker import FuncFormatter
 
 #: Interquartile ranges beyond the quartiles that still count as the bulk of the values.
-IQR_REACH = 3.0
+IQR_REACH = 1.5
 
 
 def readable_count(value: float) -> str:
