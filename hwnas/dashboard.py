@@ -287,6 +287,8 @@ class _Handler(BaseHTTPRequestHandler):
             return HTTPStatus.OK, PAGE_HTML.encode(), "text/html; charset=utf-8"
         if parts.path == "/app.js":
             return HTTPStatus.OK, APP_JS.encode(), "text/javascript; charset=utf-8"
+        if parts.path == "/favicon.ico":  # browsers ask for it; no icon, and no error either
+            return HTTPStatus.NO_CONTENT, b"", "image/x-icon"
         if parts.path == "/app.css":
             return HTTPStatus.OK, APP_CSS.encode(), "text/css; charset=utf-8"
         if parts.path == "/api/runs":

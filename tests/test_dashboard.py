@@ -95,6 +95,7 @@ def test_page_and_assets_load_nothing_from_elsewhere(served):
         status, headers, body = served.request("GET", target)
         assert status == 200 and headers["Content-Type"].startswith(kind)
         assert b"https://" not in body and b"innerHTML" not in body
+    assert served.request("GET", "/favicon.ico")[0] == 204  # asked by browsers, not an error
     status, headers, body = served.request("HEAD", "/api/runs")
     assert status == 200 and body == b"" and int(headers["Content-Length"]) > 0
 
