@@ -147,7 +147,7 @@ def environment_tables(run: RunData) -> str:
             produced.setdefault(text, set()).add(m.metric)
             for key, value in m.env.items():
                 kind_env = env.setdefault(kind, {})
-                kind_env.setdefault(str(key), Counter())[json.dumps(value, sort_keys=True)] += 1
+                kind_env.setdefault(str(key), Counter())[_env_text(value)] += 1
     rows = "\n".join(
         f"<tr><td>{_e(text)}</td><td>{_e(', '.join(sorted(metrics)))}</td></tr>"
         for text, metrics in produced.items()
@@ -173,6 +173,13 @@ def environment_tables(run: RunData) -> str:
             "<table class='env' data-kind='" + kind + "'>\n" + "\n".join(lines) + "\n</table>",
         ]
     return "\n".join(parts)
+
+
+def _env_text(value: Any) -> str:
+    """Floats to 4 significant digits (losses, throughputs), everything else as JSON."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return json.dumps(value, sort_keys=True)
 
 
 def without_empty_sections(toml_text: str) -> str:
