@@ -231,7 +231,7 @@ def duration_text(seconds: float) -> str:
 
 
 _HEADER = (
-    "run", "strategy", "evaluations", "failed", "wall time", "device-hours", "training",
+    "run", "strategy", "evaluations", "failed", "wall time", "device time", "training",
     "front", "hypervolume", "in joint front",
 )  # fmt: skip
 
@@ -263,7 +263,8 @@ def render_table(comparison: Comparison) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
     lines.append(
         "hypervolume: every run scaled by the best and worst feasible values of all compared "
-        "runs; device-hours: evaluation time summed over trials plus training outside them."
+        "runs; device time: evaluation time summed over trials plus training outside them "
+        "(device-hours in compare.json)."
     )
     units = {m: u for run in comparison.runs for m, u in run.front.units.items()}
     lines.append("")
@@ -336,14 +337,25 @@ def cost_figure(comparison: Comparison) -> Plot:
         )
         for ax, x in zip(axes, xs):
             ax.step(x, curve.hypervolume, where="post", color=color, lw=1.6, label=row.label)
-    for ax, label in zip(axes, xlabels):
+    totals = (
+        [float(c.wall_seconds[-1]) for c in comparison.curves if len(c.wall_seconds)],
+        [float(c.device_hours[-1]) for c in comparison.curves if len(c.device_hours)],
+    )
+    for i, (ax, label) in enumerate(zip(axes, xlabels)):
+        ends = totals[i - 1] if i else []
+        # Runs whose costs differ a hundredfold (a table lookup against a trained predictor)
+        # would leave the cheap one as a vertical line at zero on a linear axis.
+        if ends and min(ends) > 0 and max(ends) / min(ends) >= 20:
+            ax.set_xscale("log")
+            label += ", log scale"
+        else:
+            ax.set_xlim(left=0)
         ax.set_xlabel(label, fontsize=9)
         ax.grid(True, alpha=0.3)
-        ax.set_xlim(left=0)
     axes[0].set_ylabel("hypervolume (scaled across runs), higher is better", fontsize=9)
     axes[0].legend(loc="lower right", fontsize=8)
-    fig.suptitle("Hypervolume by cost: evaluations, wall time, device-hours", fontsize=11)
-    return Plot("compare-cost", "Hypervolume over evaluations, wall time and device-hours.", fig)
+    fig.suptitle("Hypervolume by cost: evaluations, wall time, device time", fontsize=11)
+    return Plot("compare-cost", "Hypervolume over evaluations, wall time and device time.", fig)
 
 
 def joint_front_figure(comparison: Comparison) -> Plot:
@@ -383,8 +395,7 @@ def joint_front_figure(comparison: Comparison) -> Plot:
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best", fontsize=8, framealpha=0.9)
     ax.set_title(
-        "Joint front of all runs (large: members by the run that found them first, labelled "
-        "with the trial; faint: each run's own front)",
+        "Joint front of all runs: colour = the run that found it, label = its trial",
         fontsize=9,
     )
     return Plot("compare-joint-front", "The front of all runs together, by contributing run.", fig)
