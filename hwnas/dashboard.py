@@ -88,6 +88,7 @@ def snapshot(run: RunData) -> dict[str, Any]:
         key=lambda t: (t.finished if t.finished is not None else math.inf, t.number),
     )
     running = [t for t in run.trials if t.state is TrialState.RUNNING]
+    queued = [t for t in run.trials if t.state is TrialState.QUEUED]
     members = {t.number for t in run.front.members}
     plotted = [t for t in finished if t.state is TrialState.COMPLETE and t.number not in members]
     points = [
@@ -123,13 +124,15 @@ def snapshot(run: RunData) -> dict[str, Any]:
         ],
         "constraints": [str(c) for c in run.constraints],
         "units": {m: units.get(m, "") for m in metrics},
-        "counts": {**run.front.counts, "running": len(running)},
+        "counts": {**run.front.counts, "running": len(running), "queued": len(queued)},
         "hypervolume": run.front.hypervolume,
         "knee": run.front.knee.number if run.front.knee is not None else None,
         "front": [_row(t, run) for t in run.front.members],
         "points": points,
         "hv_trace": trace,
-        "trials": [_row(t, run) for t in [*running, *reversed(finished)][:MAX_TABLE_ROWS]],
+        "trials": [
+            _row(t, run) for t in [*running, *queued[::-1], *finished[::-1]][:MAX_TABLE_ROWS]
+        ],
         "budget_metrics": [m for m in metrics if m not in _quality_metrics(run)],
     }
 

@@ -54,7 +54,7 @@ th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: ta
 td code { font: 11px ui-monospace, monospace; word-break: break-all; }
 tr.front td { background: #fdebd9; } tr.knee td { background: #fff3b0; }
 tr.fresh td:first-child { box-shadow: inset 4px 0 #2ca02c; }
-.failed { color: #c62828; } .running { color: #1f77b4; }
+.failed { color: #c62828; } .running { color: #1f77b4; font-weight: 600; } .queued { color: #888; }
 #summary span { margin-right: 1.4em; } #summary b { font-variant-numeric: tabular-nums; }
 #pick-result { margin-top: 0.4em; } #pick-result b { color: #222; }
 form label { margin-right: 0.8em; } input { width: 7em; }
@@ -163,7 +163,8 @@ function drawFront(d) {
     g.append(c);
   }
   const front = d.front.map(at).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
-  if (front.length) {
+  // With more objectives the members are not a staircase in this projection: points only.
+  if (front.length && d.objectives.length === 2) {
     // Best first along x (as in the static plots): each step goes across, then to the point.
     const seq = front.slice().sort((a, b) => (ox.direction === "max" ? b[0] - a[0] : a[0] - b[0]));
     let path = "";
@@ -191,6 +192,10 @@ function drawFront(d) {
     }
   }
   box.append(svg);
+  if (d.objectives.length > 2) {
+    box.append(el("div", { class: "note" }, `Front members of all ${d.objectives.length} ` +
+      `objectives, shown on the first two: a member can look dominated here.`));
+  }
 }
 
 function drawHV(d) {
@@ -219,6 +224,7 @@ function drawSummary(d) {
   item("evaluated", `${c.complete + c.failed}${d.budget ? " of " + d.budget : ""}`);
   item("failed", c.failed);
   item("running", c.running);
+  item("queued", c.queued);
   item("front", c.front);
   item("normalised hypervolume", d.hypervolume.toFixed(4));
   if (d.knee !== null) item("knee", "trial " + d.knee);

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,8 @@ from hwnas.cli import app
 from hwnas.dashboard import serve
 from hwnas.objectives.pareto import is_feasible
 from hwnas.plot import load_run
+from hwnas.store import RunStore
+from hwnas.types import Candidate
 
 NB201_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "nb201_cifar10_hw.csv"
 OBJECTIVES = ["acc_cifar10:max", "lat_fpga_ms:min"]
@@ -228,3 +231,23 @@ def test_cli_errors(runs, tmp_path):
     assert busy.exit_code == 2 and "choose another --port" in busy.output
     bad = runner.invoke(app, ["dashboard", str(runs[0]), "--refresh", "0.01"])
     assert bad.exit_code == 2 and "--refresh" in bad.output
+
+
+def test_running_and_queued_trials_come_first_while_a_writer_holds_the_run(tmp_path):
+    if not NB201_CSV.is_file():
+        pytest.skip(f"{NB201_CSV} is not present")
+    run_dir = make_run(tmp_path / "held", 6)
+    s = Served([run_dir])
+    try:
+        # A writer (as a running search) queues two candidates and starts the first.
+        with RunStore.open(run_dir) as store:
+            done = store.trials()
+            fresh = [Candidate(t.genotype) for t in done[:2]]
+            queued = store.add_candidates(fresh, {})
+            store.mark_running(queued[0].number, time.time())
+            snap = s.json("/api/run?run=0")
+        assert snap["counts"]["running"] == 1 and snap["counts"]["queued"] == 1
+        states = [(t["number"], t["state"]) for t in snap["trials"]]
+        assert states[:3] == [(6, "running"), (7, "queued"), (5, "complete")]
+    finally:
+        s.close()
