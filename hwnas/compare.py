@@ -131,7 +131,7 @@ def compare_runs(run_dirs: Sequence[str | os.PathLike[str]]) -> Comparison:
                 evaluations=len(finished),
                 failed=run.front.counts["failed"],
                 wall_seconds=float(curve.wall_seconds[-1]) if len(finished) else 0.0,
-                device_seconds=float(curve.device_hours[-1] * 3600.0) if len(finished) else 0.0,
+                device_seconds=sum(t.duration or 0.0 for t in finished) + _outside_total(run),
                 training_seconds=_training_seconds(run),
                 front_size=len(run.front.members),
                 hypervolume=float(curve.hypervolume[-1]) if len(finished) else 0.0,
@@ -166,11 +166,15 @@ def _outside_trials(run: RunData) -> list[tuple[float, float]]:
     return sorted(points)
 
 
+def _outside_total(run: RunData) -> float:
+    """Seconds of training outside trials, all of it (the counters are cumulative)."""
+    return max((v for _, v in _outside_trials(run)), default=0.0)
+
+
 def _training_seconds(run: RunData) -> float:
     """Training inside trials (the ``train_time`` metric) plus training outside them."""
     inside = sum(t.value("train_time") for t in run.trials if "train_time" in t.measurements)
-    outside = _outside_trials(run)
-    return float(inside) + (max(v for _, v in outside) if outside else 0.0)
+    return float(inside) + _outside_total(run)
 
 
 def _curve(

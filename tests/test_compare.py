@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from hwnas.api import search
 from hwnas.cli import app
 from hwnas.compare import compare_runs, render_table, write_comparison
 from hwnas.objectives.pareto import front_indices
+from hwnas.store import RunStore
 
 NB201_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "nb201_cifar10_hw.csv"
 OBJECTIVES = ["acc_cifar10:max", "lat_fpga_ms:min"]
@@ -117,3 +119,21 @@ def test_output_is_not_wrapped_in_a_pipe(two_runs):
     assert done.returncode == 0, done.stderr
     specs = [line for line in done.stdout.splitlines() if "trial" in line and "|" in line]
     assert specs and all(line.rstrip().endswith("|") for line in specs)
+
+
+def test_training_outside_trials_counts_as_device_time(two_runs, tmp_path):
+    """A supernet trains inside ask(): its events' seconds are cost no trial duration shows."""
+    copy = tmp_path / "supernet-like"
+    shutil.copytree(two_runs[1], copy)
+    before = {r.label: r for r in compare_runs([two_runs[0], copy]).rows}["supernet-like"]
+    with RunStore.open(copy) as store:  # what the runner stores from the strategy's events
+        store.log_event("supernet_epoch", {"epoch": 0, "seconds": 50.0})
+        store.log_event("supernet_epoch", {"epoch": 1, "seconds": 120.0})
+    comparison = compare_runs([two_runs[0], copy])
+    after = {r.label: r for r in comparison.rows}["supernet-like"]
+    assert after.training_seconds == pytest.approx(before.training_seconds + 120.0)
+    assert after.device_seconds == pytest.approx(before.device_seconds + 120.0)
+    # On the curve, training counts from when it happened: here after the last trial.
+    curve = comparison.curves[1]
+    assert curve.device_hours[-1] * 3600 == pytest.approx(before.device_seconds)
+    assert "2 min 00 s" in render_table(comparison)
