@@ -34,7 +34,7 @@ import numpy as np
 
 from hwnas.dashboard_page import APP_CSS, APP_JS, PAGE_HTML
 from hwnas.errors import ConfigError, HwnasError
-from hwnas.objectives.base import Direction
+from hwnas.objectives.base import Direction, Objective
 from hwnas.objectives.pareto import is_feasible
 from hwnas.plot import RunData, _unique_labels, hypervolume_trace, run_from_store
 from hwnas.store import DB_NAME, RunStore
@@ -138,7 +138,13 @@ def snapshot(run: RunData) -> dict[str, Any]:
 
 
 def _quality_metrics(run: RunData) -> list[str]:
-    return [o.metric for o in run.objectives if o.direction is Direction.MAX]
+    """The metric :func:`pick` maximises or minimises: not one to set a budget on."""
+    return [_quality(run).metric] if run.objectives else []
+
+
+def _quality(run: RunData) -> Objective:
+    """The first maximised objective (accuracy), else the first objective (error)."""
+    return next((o for o in run.objectives if o.direction is Direction.MAX), run.objectives[0])
 
 
 def pick(run: RunData, metric: str, limit: float) -> dict[str, Any]:
@@ -146,7 +152,7 @@ def pick(run: RunData, metric: str, limit: float) -> dict[str, Any]:
     (accuracy), else on the first objective; ties go to the lower ``metric``."""
     if metric not in {m for t in run.trials for m in t.measurements}:
         raise ConfigError(f"no trial measured '{metric}'")
-    quality = next((o for o in run.objectives if o.direction is Direction.MAX), run.objectives[0])
+    quality = _quality(run)
     candidates = [
         t
         for t in run.trials
