@@ -38,6 +38,13 @@ from hwnas.objectives.base import (
     parse_objective,
 )
 from hwnas.objectives.pareto import hypervolume, is_feasible, normalise, objective_matrix
+from hwnas.plot_axes import (
+    COUNT_FORMATTER,
+    mark_outliers,
+    readable_count,
+    robust_bounds,
+    robust_limits,
+)
 from hwnas.results import HV_REFERENCE, Front, compute_front
 from hwnas.store import RunStore
 from hwnas.types import Trial, TrialState
@@ -88,13 +95,19 @@ def load_run(run_dir: str | os.PathLike[str], *, label: str | None = None) -> Ru
     Unlike :func:`hwnas.results.open_run` this never rebuilds the run's evaluators, so a run that
     trained on a dataset plots without loading the data or importing torch.
     """
-    from hwnas.evaluate.evaluator import resolve_objectives
-
     path = Path(run_dir)
     with RunStore.open(path, read_only=True) as store:
-        config = RunConfig.from_dict(store.config())
-        trials = store.trials()
-        events = store.events()
+        return run_from_store(store, label=label)
+
+
+def run_from_store(store: RunStore, *, label: str | None = None) -> RunData:
+    """:func:`load_run` on an open store (a caller may open it with its own connection)."""
+    from hwnas.evaluate.evaluator import resolve_objectives
+
+    path = store.run_dir
+    config = RunConfig.from_dict(store.config())
+    trials = store.trials()
+    events = store.events()
     units = measured_units(trials)
     objectives = [parse_objective(o) for o in config.objectives]
     constraints = [parse_constraint(c) for c in config.constraints]
@@ -152,17 +165,6 @@ def _log_scale(values: np.ndarray) -> bool:
     """Positive values spanning two decades or more (parameters, MACs, bytes) read better in log."""
     v = values[np.isfinite(values)]
     return bool(len(v)) and bool((v > 0).all()) and v.max() / v.min() >= 100.0
-
-
-def _limits(values: np.ndarray, log: bool) -> tuple[float, float] | None:
-    v = values[np.isfinite(values)]
-    if not len(v):
-        return None
-    lo, hi = float(v.min()), float(v.max())
-    if log:
-        return lo / 1.2, hi * 1.2
-    pad = (hi - lo) * 0.05 or max(abs(hi) * 0.05, 1e-9)
-    return lo - pad, hi + pad
 
 
 @dataclass(frozen=True)
@@ -368,7 +370,10 @@ def _front_figure(run: RunData) -> Plot:
     _axes_2d(ax, [run], objectives, units)
     _draw_knee(ax, run, objectives, _KNEE_COLOR, text=True)
     if run.front.knee is not None:
-        ax.scatter([], [], marker="*", s=120, color=_KNEE_COLOR, edgecolors="black", label="knee")
+        ax.scatter(
+            [], [], marker="*", s=120, color=_KNEE_COLOR, edgecolors="black",
+            label=f"knee (trial {run.front.knee.number})",
+        )  # fmt: skip
     counts = run.front.counts
     ax.set_title(
         f"{run.label}: {counts['complete']} complete, {counts['failed']} failed; "
@@ -383,6 +388,7 @@ def _axes_2d(
     ax: Axes, runs: Sequence[RunData], objectives: Sequence[Objective], units: dict[str, str]
 ) -> None:
     every = np.vstack([_values(r.trials, objectives) for r in runs])
+    keep = np.vstack([_must_show(r, objectives) for r in runs])
     for axis, o in enumerate(objectives):
         log = _log_scale(every[:, axis])
         set_scale, set_label = (
@@ -391,7 +397,19 @@ def _axes_2d(
         if log:
             set_scale("log")
         set_label(axis_label(o, units.get(o.metric, "")))
+        # Outliers (10%-accuracy cells) must not squeeze the front into a corner.
+        limits = robust_limits(every[:, axis], keep[:, axis], log=log)
+        if limits is not None:
+            (ax.set_xlim if axis == 0 else ax.set_ylim)(*limits)
+        if units.get(o.metric) == "count":
+            (ax.xaxis if axis == 0 else ax.yaxis).set_major_formatter(COUNT_FORMATTER)
+    mark_outliers(ax, every[:, :2])
     ax.grid(True, alpha=0.3)
+
+
+def _must_show(run: RunData, objectives: Sequence[Objective]) -> np.ndarray:
+    """Values that axis limits always include: the front members (knee among them)."""
+    return _values(run.front.members, objectives)
 
 
 def _compare_front_figure(
@@ -437,7 +455,10 @@ def _pairs_figure(runs: Sequence[RunData], objectives: Sequence[Objective]) -> P
     grid = fig.subplots(k - 1, k - 1, squeeze=False)
     every = np.vstack([_values(r.trials, objectives) for r in runs])
     logs = [_log_scale(every[:, j]) for j in range(k)]
-    lims = [_limits(every[:, j], logs[j]) for j in range(k)]
+    keep = np.vstack([_must_show(r, objectives) for r in runs])
+    lims = [robust_limits(every[:, j], keep[:, j], log=logs[j]) for j in range(k)]
+    counts = [units.get(o.metric) == "count" for o in objectives]
+    beyond = 0
     for row in range(k - 1):
         for col in range(k - 1):
             ax = grid[row][col]
@@ -468,11 +489,18 @@ def _pairs_figure(runs: Sequence[RunData], objectives: Sequence[Objective]) -> P
                         edgecolors="black",
                         lw=0.7,
                     )
+                    ax.annotate(
+                        str(run.front.knee.number), (knee[j], knee[i]), xytext=(6, 5),
+                        textcoords="offset points", fontsize=7, zorder=6,
+                    )  # fmt: skip
             for axis, metric_index in (("x", j), ("y", i)):
                 if logs[metric_index]:
                     (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
                 if lims[metric_index] is not None:
                     (ax.set_xlim if axis == "x" else ax.set_ylim)(*lims[metric_index])
+                if counts[metric_index]:
+                    (ax.xaxis if axis == "x" else ax.yaxis).set_major_formatter(COUNT_FORMATTER)
+            beyond = max(beyond, mark_outliers(ax, every[:, [j, i]]))
             ax.tick_params(labelsize=7, labelbottom=row == k - 2, labelleft=col == 0)
             if row == k - 2:
                 ax.set_xlabel(
@@ -485,7 +513,7 @@ def _pairs_figure(runs: Sequence[RunData], objectives: Sequence[Objective]) -> P
                     fontsize=8,
                 )
             ax.grid(True, alpha=0.3)
-    _pairs_legend(grid[0][k - 2] if k > 2 else None, runs, colors, single)
+    _pairs_legend(grid[0][k - 2] if k > 2 else None, runs, colors, single, objectives, beyond)
     title = runs[0].label if single else "compared runs"
     fig.suptitle(f"{title}: objectives pairwise (arrows point to better)", fontsize=10)
     name = "pairs" if single else "compare-pairs"
@@ -493,24 +521,34 @@ def _pairs_figure(runs: Sequence[RunData], objectives: Sequence[Objective]) -> P
 
 
 def _pairs_legend(
-    ax: Axes | None, runs: Sequence[RunData], colors: list[Any], single: bool
+    ax: Axes | None,
+    runs: Sequence[RunData],
+    colors: list[Any],
+    single: bool,
+    objectives: Sequence[Objective],
+    beyond: int,
 ) -> None:
     if ax is None:
         return
     handles = []
     if single:
+        groups = _groups(runs[0], objectives)
         handles.append(ax.scatter([], [], s=14, color="0.6", label="feasible"))
-        handles.append(
-            ax.scatter([], [], s=14, marker="x", color="0.75", label="infeasible or failed")
-        )
+        if groups.infeasible or groups.failed:
+            handles.append(
+                ax.scatter([], [], s=14, marker="x", color="0.75", label="infeasible or failed")
+            )
         handles.append(
             ax.scatter([], [], s=30, color=colors[0], edgecolors="black", label="Pareto front")
         )
-        handles.append(
-            ax.scatter(
-                [], [], s=120, marker="*", color=_KNEE_COLOR, edgecolors="black", label="knee"
-            )
-        )
+        knee = runs[0].front.knee
+        if knee is not None:
+            handles.append(
+                ax.scatter(
+                    [], [], s=120, marker="*", color=_KNEE_COLOR, edgecolors="black",
+                    label=f"knee (trial {knee.number}, number beside the star)",
+                )
+            )  # fmt: skip
     else:
         for run, color in zip(runs, colors):
             handles.append(
@@ -519,8 +557,18 @@ def _pairs_legend(
                 )
             )
         handles.append(
-            ax.scatter([], [], s=120, marker="*", color="white", edgecolors="black", label="knee")
-        )
+            ax.scatter(
+                [], [], s=120, marker="*", color="white", edgecolors="black",
+                label="knee (trial number beside the star)",
+            )
+        )  # fmt: skip
+    if beyond:
+        handles.append(
+            ax.scatter(
+                [], [], s=28, marker="D", facecolors="none", edgecolors="0.35",
+                label="beyond the axes (drawn on the edge)",
+            )
+        )  # fmt: skip
     ax.legend(handles=handles, loc="center", fontsize=8, frameon=False)
 
 
@@ -530,13 +578,22 @@ def _parallel_figure(runs: Sequence[RunData], objectives: Sequence[Objective]) -
     single = len(runs) == 1
     k = len(objectives)
     bounds = normalisation_bounds(runs, objectives)
+    cut = np.zeros(k, dtype=bool)
+    if bounds is not None:
+        # Outliers (10%-accuracy cells) would press every other line against one end.
+        feasible = [t for r in runs for t in r.trials if is_feasible(t, r.constraints)]
+        F = objective_matrix(feasible, objectives)
+        F = F[np.isfinite(F).all(axis=1)]
+        keep = np.vstack([objective_matrix(r.front.members, objectives) for r in runs])
+        ideal, nadir, cut = robust_bounds(F, keep)
+        bounds = ideal, nadir
     fig = _figure("parallel")
     ax = fig.add_subplot()
     xs = np.arange(k)
 
     def scaled(trials: Sequence[Trial]) -> np.ndarray:
         Z = normalise(objective_matrix(trials, objectives), *bounds) if bounds else np.empty((0, k))
-        return 1.0 - Z  # best at the top
+        return 1.0 - np.minimum(Z, 1.0)  # best at the top; beyond the worst end on the bottom
 
     if bounds is not None:
         if single:
@@ -572,13 +629,19 @@ def _parallel_figure(runs: Sequence[RunData], objectives: Sequence[Objective]) -
             unit = units.get(o.metric, "")
             best, worst = o.sign * ideal[j], o.sign * nadir[j]
             box = {"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.85}
-            ax.text(
-                j, 1.04, format_value(best, unit), ha="center", va="bottom", fontsize=8, bbox=box
-            )
-            ax.text(
-                j, -0.04, format_value(worst, unit), ha="center", va="top", fontsize=8, bbox=box
-            )
-        ax.legend(loc="lower right", fontsize=8, framealpha=0.9)
+            ax.text(j, 1.04, _readable(best, unit), ha="center", va="bottom", fontsize=8, bbox=box)
+            worst_text = _readable(worst, unit) + (" or worse" if cut[j] else "")
+            ax.text(j, -0.04, worst_text, ha="center", va="top", fontsize=8, bbox=box)
+        if single:
+            ax.plot([], [], color="0.65", lw=1, label="feasible trials")
+            ax.plot(
+                [], [], color=colormaps["viridis"](0.5), lw=1.4,
+                label=f"Pareto front (purple to yellow: best to worst {objectives[0].metric})",
+            )  # fmt: skip
+        else:
+            for run, color in zip(runs, _run_colors(len(runs))):
+                ax.plot([], [], color=color, lw=1.1, label=f"{run.label} front")
+        fig.legend(loc="outside lower center", ncols=3, fontsize=8, frameon=False)
     ax.set_xlim(-0.3, k - 0.7)
     ax.set_ylim(-0.12, 1.12)
     ax.set_xticks(xs, [axis_label(o, units.get(o.metric, ""), short=True) for o in objectives])
@@ -588,6 +651,11 @@ def _parallel_figure(runs: Sequence[RunData], objectives: Sequence[Objective]) -
     ax.set_title(f"{runs[0].label if single else 'compared runs'}: {what}", fontsize=10)
     name = "parallel" if single else "compare-parallel"
     return Plot(name, "Parallel coordinates; each axis runs from worst to best.", fig)
+
+
+def _readable(value: float, unit: str) -> str:
+    """Counts as ``325 k``; other values with their unit."""
+    return readable_count(value) if unit == "count" else format_value(value, unit)
 
 
 def _hypervolume_figure(
@@ -608,15 +676,17 @@ def _hypervolume_figure(
         ax.step(
             x, hv, where="post", color=color, lw=1.6, label=f"{run.label}: {finals[run.label]:.4f}"
         )
-    ax.set_xlabel("evaluations (count, in order of completion)")
-    ax.set_ylabel("normalised hypervolume, higher is better")
     scope = "this run" if single else "all compared runs"
-    ax.set_title(
-        f"Hypervolume over evaluations: objectives scaled by the ideal and nadir of the feasible "
-        f"trials of {scope}, reference {HV_REFERENCE} per axis",
+    ax.set_xlabel(
+        "evaluations (count, in order of completion)\n"
+        f"objectives scaled by the best and worst feasible values of {scope}, "
+        f"reference {HV_REFERENCE} per axis",
         fontsize=9,
-        wrap=True,
     )
+    ax.set_ylabel("normalised hypervolume, higher is better")
+    ax.set_title("Normalised hypervolume over evaluations", fontsize=10)
+    top = max([1.0, *finals.values()])
+    ax.set_ylim(0.0, top if top <= 1.0 else top * 1.05)  # never past 1 unless a value is
     ax.grid(True, alpha=0.3)
     if bounds is not None:
         ax.legend(loc="lower right", fontsize=8)

@@ -27,6 +27,12 @@ from hwnas.files import atomic_write
 from hwnas.lineage import describe_transfer
 from hwnas.objectives.base import Objective
 from hwnas.plot import RunData, format_number, format_value, load_run, render_plots
+from hwnas.report_sections import (
+    budget_section,
+    environment_tables,
+    percent,
+    without_empty_sections,
+)
 from hwnas.types import Trial, TrialState
 
 REPORT_NAME = "report.html"
@@ -56,6 +62,7 @@ nav a { margin-right: 0.8em; }
 _SECTIONS = (
     ("summary", "Summary"),
     ("front", "Pareto front"),
+    ("budget", "Pick a model under a budget"),
     ("plots", "Plots"),
     ("family", "Family tree"),
     ("exports", "Exports"),
@@ -78,6 +85,7 @@ def render_report(run: RunData) -> str:
     sections = {
         "summary": _summary(run),
         "front": _front_table(run),
+        "budget": budget_section(run),
         "plots": _plots(run),
         "family": _family_tree(run),
         "exports": _exports(run.run_dir / "exports"),
@@ -410,7 +418,7 @@ def _export_row(path: Path, data: Mapping[str, Any]) -> list[str]:
         _e(data.get("trial", "–")),
         status,
         _compact(verification.get("max_abs_diff", "–")),
-        _compact(verification.get("top1_agreement", "–")),
+        _compact(percent(verification.get("top1_agreement", "–"))),
         _compact(latency.get("onnx", "–")),
         _compact(latency.get("search_time", "–")),
     ]
@@ -420,7 +428,12 @@ def _export_details(path: Path, data: Mapping[str, Any]) -> str:
     order = ["genotype", "metrics", "verification", "latency", "int8"]
     keys = [k for k in order if k in data]
     keys += [k for k in data if k not in keys and k not in ("name", "trial")]
-    rows = [(_e(k), _compact(data[k])) for k in keys]
+    shown = dict(data)
+    if isinstance(shown.get("verification"), Mapping) and "top1_agreement" in shown["verification"]:
+        verification = dict(shown["verification"])
+        verification["top1_agreement"] = percent(verification["top1_agreement"])
+        shown["verification"] = verification
+    rows = [(_e(k), _compact(shown[k])) for k in keys]
     title = _e(data.get("name", path.stem))
     return (
         f"<details><summary>{title} (<code>exports/{_e(path.name)}</code>)</summary>"
@@ -510,23 +523,6 @@ def _events(events: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _environment(run: RunData) -> str:
-    devices: dict[str, set[str]] = {}
-    env: dict[str, Counter[str]] = {}
-    for t in run.trials:
-        for m in t.measurements.values():
-            devices.setdefault(str(m.device or m.env.get("device") or "not recorded"), set()).add(
-                m.metric
-            )
-            for key, value in m.env.items():
-                env.setdefault(str(key), Counter())[json.dumps(value, sort_keys=True)] += 1
-    device_rows = [(_e(d), _e(", ".join(sorted(metrics)))) for d, metrics in devices.items()]
-    env_rows = []
-    for key, values in sorted(env.items()):
-        shown = values.most_common(4)
-        text = "; ".join(f"{v} ({n})" for v, n in shown)
-        if len(values) > 4:
-            text += f"; … {len(values) - 4} other values"
-        env_rows.append((_e(key), _e(text)))
     here = [
         ("hwnas (run)", run.config.hwnas_version or "–"),
         ("python", sys.version.split()[0]),
@@ -534,14 +530,8 @@ def _environment(run: RunData) -> str:
         ("cpus", str(os.cpu_count())),
         *((name, _version(name)) for name in _LIBRARIES),
     ]
-    parts = ["<h3>Measured on</h3>", _table(["device", "metrics"], device_rows)]
-    if env_rows:
-        parts += [
-            "<h3>Measurement environment</h3>",
-            "<p class='note'>Recorded with the measurements: value (number of measurements).</p>",
-            _table(["key", "values"], env_rows),
-        ]
-    parts += [
+    parts = [
+        environment_tables(run),
         "<h3>This report was written with</h3>",
         _table(["", "version"], [(_e(k), _e(v)) for k, v in here]),
     ]
@@ -551,6 +541,7 @@ def _environment(run: RunData) -> str:
 def _configuration(run: RunData) -> str:
     path = run.run_dir / "config.toml"
     text = path.read_text(encoding="utf-8") if path.is_file() else dumps_toml(run.config.to_dict())
+    text = without_empty_sections(text)  # an empty [training] says nothing
     return (
         "<p>The resolved settings (<code>config.toml</code>), enough to reproduce the run.</p>\n"
         f"<pre>{_e(text)}</pre>"

@@ -121,6 +121,32 @@ class RunStore:
             raise RunError(f"run database '{path}' has an unsupported schema version")
         return cls(run_dir, db, lock)
 
+    @classmethod
+    def open_view(cls, run_dir: str | Path) -> RunStore:
+        """Open for reading through a read-only SQLite connection that writes nothing at all.
+
+        For viewers polling a run (``hwnas dashboard``). While a search writes, its ``-wal``
+        and ``-shm`` files exist and are read with ``mode=ro``; without them (no writer) the
+        database is opened ``immutable``, because ``mode=ro`` would create them.
+        """
+        run_dir = Path(run_dir)
+        path = run_dir / DB_NAME
+        if not path.is_file():
+            raise RunError(
+                f"'{run_dir}' is not a hwnas run (no {DB_NAME}); start one with `hwnas search`"
+            )
+        live = path.with_name(DB_NAME + "-wal").exists()
+        uri = f"{path.resolve().as_uri()}?{'mode=ro' if live else 'immutable=1'}"
+        try:
+            db = sqlite3.connect(uri, uri=True, timeout=5.0)
+            version = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise RunError(f"run database '{path}' cannot be read ({exc})") from None
+        if version is None or int(version[0]) != SCHEMA_VERSION:
+            db.close()
+            raise RunError(f"run database '{path}' has an unsupported schema version")
+        return cls(run_dir, db, None)
+
     def close(self) -> None:
         self._db.close()
         if self._lock is not None:

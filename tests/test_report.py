@@ -84,7 +84,7 @@ def test_report_has_front_table_plots_and_sections(tmp_path, nb201_csv):
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     sections = [a["id"] for a in page.all("section")]
     assert sections == [
-        "summary", "front", "plots", "family", "exports", "cost", "events", "environment",
+        "summary", "front", "budget", "plots", "family", "exports", "cost", "events", "environment",
         "configuration",
     ]  # fmt: skip
     assert (result.run_dir / "config.toml").read_text().splitlines()[0] in "".join(page.text)

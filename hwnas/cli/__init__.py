@@ -3,6 +3,8 @@
 Each module registers its commands on :data:`app`; importing this package registers them all.
 """
 
+from hwnas.cli import compare as _compare  # noqa: F401 - compare
+from hwnas.cli import dashboard as _dashboard  # noqa: F401 - dashboard
 from hwnas.cli import devices as _devices  # noqa: F401 - devices, profile
 from hwnas.cli import lineage as _lineage  # noqa: F401 - lineage
 from hwnas.cli import outputs as _outputs  # noqa: F401 - export, plot, report, lineage
