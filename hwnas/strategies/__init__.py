@@ -48,6 +48,11 @@ STRATEGIES.add(
     "darts", "hwnas.supernet.strategies:DARTSSearch", "DARTS softmax relaxation on the supernet"
 )
 STRATEGIES.add(
+    "enas",
+    "hwnas.supernet.enas:ENASSearch",
+    "ENAS: LSTM controller over shared weights, preference-conditioned reward (a front)",
+)
+STRATEGIES.add(
     "snas", "hwnas.supernet.strategies:SNASSearch", "SNAS stochastic relaxation, per-layer cost"
 )
 
