@@ -97,6 +97,7 @@ class ENASSearch(SupernetStrategy):
                                              low=0)  # fmt: skip
         self.eval_batches = _whole("eval_batches", eval_batches, low=1)
         self._values: dict[str, dict[str, float]] = {}
+        self._proxy: dict[str, bool] = {}
 
     def check_space(self) -> None:
         from hwnas.spaces.mobilenet import MobileNetSpace
@@ -199,6 +200,7 @@ class ENASSearch(SupernetStrategy):
         self.check_space()
         task, device, train_settings = self._task()
         sources = self._sources()
+        self._proxy = {m: s == "macs" for m, s in sources.items()}
         self._engine = RewardEngine(
             kind=self.reward, objectives=self.objectives, constraints=self.constraints,
             mnasnet_beta=self.mnasnet_beta,
@@ -263,8 +265,10 @@ class ENASSearch(SupernetStrategy):
                 "draw": kind,
                 "preference": [round(float(w), 4) for w in prefs[p]],
                 "pareto_rank": int(ranks[i]),
+                # What the reward saw; a proxied metric appears under its proxy's name.
                 "one_shot": {
-                    o.metric: float(rows[i, k] * o.sign) for k, o in enumerate(self.objectives)
+                    ("macs" if self._proxy.get(o.metric) else o.metric): float(rows[i, k] * o.sign)
+                    for k, o in enumerate(self.objectives)
                 },
                 "one_shot_accuracy": float(accuracy[i]),
             }
