@@ -12,9 +12,11 @@ measured on the device, training time) enters the reward as its MACs (event ``en
 
 At the end, the controller proposes, under every preference vector, its greedy architecture
 and ``samples_per_preference`` samples; each is scored with the shared weights on
-``eval_batches`` validation batches, and the ``candidates`` best by Pareto rank become the
-candidates, fine-tuned from their cut of the shared weights (``finetune=true``) or trained
-from scratch, exactly as the other supernet strategies hand off (:class:`SupernetStrategy`).
+``eval_batches`` validation batches, and ``candidates`` of them are chosen, for each preference
+vector in turn the best remaining one by the reward engine (new cost values first), so they
+spread along the trade-off. They become the candidates, fine-tuned from their cut of the
+shared weights (``finetune=true``) or trained from scratch, exactly as the other supernet
+strategies hand off (:class:`SupernetStrategy`).
 """
 
 from __future__ import annotations
@@ -256,7 +258,7 @@ class ENASSearch(SupernetStrategy):
         accuracy = trainer.accuracies(archs, batches)
         rows, violation = trainer.score(archs, accuracy)
         ranks = pareto_ranks(np.where(violation[:, None] > 0, np.inf, rows))
-        order = np.lexsort((np.arange(len(pool)), violation, ranks))[: self.candidates]
+        order = self._spread(rows, violation, prefs)
         out = []
         for i in order:
             indices, kind, p = pool[int(i)]
@@ -281,6 +283,38 @@ class ENASSearch(SupernetStrategy):
         )
         return out
 
+    def _spread(self, rows: np.ndarray, violation: np.ndarray, prefs: np.ndarray) -> list[int]:
+        """Up to ``candidates`` pool positions: in turn for each preference vector, the best
+        remaining architecture by the reward engine on the pool's one-shot rows, preferring
+        costs not yet chosen (equal costs add nothing to a front), so the candidates spread
+        along the trade-off instead of crowding where the one-shot scores are noisiest."""
+        engine = self._engine
+        engine.set_reference(rows[violation == 0] if (violation == 0).any() else rows)
+        costs = [tuple(r) for r in rows[:, self._cost_columns()]]
+        chosen: list[int] = []
+        taken: set[tuple[float, ...]] = set()
+        while len(chosen) < min(self.candidates, len(rows)):
+            before = len(chosen)
+            for pref in prefs[_spread_order(prefs)]:
+                if len(chosen) >= min(self.candidates, len(rows)):
+                    break
+                reward = engine(rows, np.repeat(pref[None], len(rows), 0), violation)
+                reward[chosen] = -np.inf
+                fresh = np.array([c not in taken for c in costs])
+                if (fresh & np.isfinite(reward)).any():
+                    reward = np.where(fresh, reward, -np.inf)
+                if not np.isfinite(reward).any():
+                    break
+                best = int(np.argmax(reward))
+                chosen.append(best)
+                taken.add(costs[best])
+            if len(chosen) == before:
+                break
+        return chosen
+
+    def _cost_columns(self) -> list[int]:
+        return [k for k, o in enumerate(self.objectives) if o.metric not in _ONE_SHOT]
+
     def task_batches(self, trainer: Any) -> list[Any]:
         """``eval_batches`` fixed validation batches of the architecture part."""
         stream = trainer.task.batches(
@@ -288,3 +322,16 @@ class ENASSearch(SupernetStrategy):
         )
         count = min(self.eval_batches, trainer.task.steps(trainer.arch_part))
         return [next(stream) for _ in range(count)]
+
+
+def _spread_order(prefs: np.ndarray) -> list[int]:
+    """Preference vectors in farthest-point order from the most balanced one, so that the
+    first few already span the trade-off."""
+    order = [int(np.argmin(np.abs(prefs - prefs.mean(axis=0)).sum(axis=1)))]
+    distance = np.abs(prefs - prefs[order[0]]).sum(axis=1)
+    while len(order) < len(prefs):
+        distance[order] = -1.0
+        nxt = int(np.argmax(distance))
+        order.append(nxt)
+        distance = np.minimum(distance, np.abs(prefs - prefs[nxt]).sum(axis=1))
+    return order
