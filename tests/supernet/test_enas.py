@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from supernet_helpers import TINY
 
@@ -131,3 +132,22 @@ def test_bad_spaces_and_options_are_config_errors(space, options, message):
     with pytest.raises(ConfigError, match=message):
         make_strategy("enas", space=make_space(space), objectives=[parse_objective("error")],
                       options=options)  # fmt: skip
+
+
+def test_the_hand_off_spreads_candidates_over_the_trade_off():
+    from hwnas.strategies.rl_reward import RewardEngine, default_preferences
+
+    objectives = [parse_objective("error"), parse_objective("params")]
+    strategy = make_strategy("enas", space=make_space("nb201"), objectives=objectives,
+                             options={"candidates": 4})  # fmt: skip
+    strategy._engine = RewardEngine(kind="tchebycheff", objectives=objectives)
+    # (error, params): a crowd of near-identical accurate large networks, and a few others.
+    rows = np.array(
+        [[10.0, 900], [10.1, 900], [10.2, 900], [10.3, 900], [30.0, 100], [20.0, 400],
+         [15.0, 600], [50.0, 50]]
+    )  # fmt: skip
+    chosen = strategy._spread(rows, np.zeros(len(rows)), default_preferences(2))
+    assert len(chosen) == 4 == len(set(chosen))
+    # The most accurate and the cheapest are both chosen, and no cost value twice.
+    assert 0 in chosen and 7 in chosen
+    assert len({rows[i, 1] for i in chosen}) == 4
