@@ -81,16 +81,17 @@ class Session:
         by_role = {}
         for provider in self.providers:
             by_role.setdefault(provider.role, provider)
-        exact = set()
-        for metric in self.evaluator.metrics:
-            source = next((p for p in self.providers if metric in p.units()), None)
-            if source is not None and source.cheap:
-                exact.add(metric)
+        exact, measured = set(), set()
+        for metric in available_units(self.providers):
+            source = next(p for p in self.providers if metric in p.units())
+            (exact if source.cheap else measured).add(metric)
+        exact &= set(self.evaluator.metrics)
         return StrategyResources(
             checkpoint_dir=run_dir / STRATEGY_DIR,
             trains=bool(self.config.dataset),
             cheap=cheap_evaluator(self.providers),
             exact=frozenset(exact),
+            measured=frozenset(measured),
             training=by_role.get("training"),
             device=by_role.get("device"),
         )

@@ -50,6 +50,11 @@ STRATEGIES.add(
     "DARTS softmax relaxation on the supernet",
 )
 STRATEGIES.add(
+    "enas",
+    "hwnas.search.supernet.enas:ENASSearch",
+    "ENAS: LSTM controller over shared weights, preference-conditioned reward (a front)",
+)
+STRATEGIES.add(
     "snas",
     "hwnas.search.supernet.strategies:SNASSearch",
     "SNAS stochastic relaxation, per-layer cost",

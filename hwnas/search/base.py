@@ -27,16 +27,17 @@ class StrategyResources:
 
     ``checkpoint_dir`` is where a strategy that trains itself (a supernet) keeps its state;
     ``trains`` says whether candidates are trained (so weights can be inherited); ``cheap`` gives
-    training-free metrics of unevaluated genotypes and ``exact`` names the objectives the run
-    takes from such a source. ``training`` is the provider that trains candidates (a supernet
-    takes its data, device and settings from it) and ``device`` the target-device provider
-    (its latency table). Strategies never see the store, the run directory or the config.
+    training-free metrics of unevaluated genotypes, ``exact`` names the objectives the run
+    takes from such a source and ``measured`` the metrics it can only measure (or train for).
+    ``training`` is the provider that trains candidates (a supernet takes its data, device and
+    settings from it) and ``device`` the target-device provider (its latency table). Strategies never see the store, the run directory or the config.
     """
 
     checkpoint_dir: Path | None = None
     trains: bool = False
     cheap: CheapEvaluator | None = None
     exact: frozenset[str] = frozenset()
+    measured: frozenset[str] = frozenset()
     training: MetricProvider | None = None
     device: MetricProvider | None = None
 

@@ -6,8 +6,9 @@ vector the reward will use, and outputs logits over the layer's actions: ``keep`
 to one of the other choices the space allows at that position (another op, kernel,
 expansion or width; ``skip`` / ``identity`` / ``none`` where allowed removes the layer, and
 changing away from it inserts one). Actions are sampled per layer and applied together; the
-transformed network is the candidate. Trained by REINFORCE with a moving-average baseline
-per preference vector and an entropy bonus.
+transformed network is the candidate. Trained by REINFORCE (or PPO, see
+:mod:`hwnas.search.rl.ppo`) with a moving-average baseline per preference vector and an
+entropy bonus.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 
 from hwnas.search.rl.embedding import EnsembleGRU, EnsembleLinear
+from hwnas.search.rl.ppo import PolicyUpdate, policy_update
 from hwnas.search.rl.state import tensors_from_text, tensors_to_text
 from hwnas.search.rl.tokens import SpaceCodec
 
@@ -130,18 +132,20 @@ class Controller(torch.nn.Module):
         advantages: np.ndarray,
         *,
         entropy_coef: float,
+        update: PolicyUpdate | None = None,
     ) -> float:
-        """One REINFORCE step; returns the loss. Advantages come baselined and scaled."""
-        optimiser = self.optimiser
-        logp, entropy = self.log_prob(parents, children, prefs)
-        adv = torch.from_numpy(advantages).float()
-        loss = -(adv * logp).mean() - entropy_coef * entropy.mean()
-        optimiser.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.parameters(), 5.0)
-        optimiser.step()
+        """One policy update (REINFORCE, or PPO's epochs when ``update`` says so); returns
+        the loss. Advantages come baselined and scaled."""
+        rule = update if update is not None else PolicyUpdate(entropy_coef=entropy_coef)
+        stats = policy_update(
+            lambda: self.log_prob(parents, children, prefs),
+            torch.from_numpy(advantages).float(),
+            optimiser=self.optimiser,
+            parameters=self.parameters(),
+            update=rule,
+        )
         self._text = None
-        return float(loss.detach())
+        return stats["loss"]
 
     def expected_reward(
         self,

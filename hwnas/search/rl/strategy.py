@@ -26,6 +26,7 @@ from hwnas.objectives.pareto import nondominated_mask
 from hwnas.search.base import Strategy, StrategyResources
 from hwnas.search.rl.acquisition import select_batch
 from hwnas.search.rl.controller import Controller, MovingBaseline
+from hwnas.search.rl.ppo import PolicyUpdate
 from hwnas.search.rl.predictors import Predictor
 from hwnas.search.rl.reward import (
     PREFERENCES,
@@ -74,6 +75,9 @@ class RLSearch(Strategy):
         controller_lr: float = 0.01,
         entropy_coef: float = 0.01,
         baseline_decay: float = 0.9,
+        update: str = "reinforce",
+        ppo_clip: float = 0.2,
+        ppo_epochs: int = 4,
         expected_changes: float = 1.5,
         parent_pool: int = 3,
         mnasnet_beta: float = 0.07,
@@ -114,6 +118,9 @@ class RLSearch(Strategy):
         self.predictor_steps = int(predictor_steps)
         self.predictor_lr = float(predictor_lr)
         self.entropy_coef = float(entropy_coef)
+        self.update = PolicyUpdate(
+            kind=update, clip=ppo_clip, epochs=ppo_epochs, entropy_coef=self.entropy_coef
+        )
         self.parent_pool = max(int(parent_pool), 1)
         self.tau_window = int(tau_window)
         self.members = int(members)
@@ -485,7 +492,12 @@ class RLSearch(Strategy):
                 prefs_all, ids_all, reward_all = prefs, ids, reward
             advantage = self.baseline.advantages(ids_all, reward_all)
             self.controller.reinforce(
-                parents, children, prefs_all, advantage, entropy_coef=self.entropy_coef
+                parents,
+                children,
+                prefs_all,
+                advantage,
+                entropy_coef=self.entropy_coef,
+                update=self.update,
             )
             all_parents.append(parents[: self.rollouts])
             all_children.append(children[: self.rollouts])

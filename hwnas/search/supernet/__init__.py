@@ -6,4 +6,6 @@ weights is differentiable (:mod:`.costs`, from the device's latency table, MACs,
 peak memory); the methods differ in the architecture loss (:mod:`.losses`). :mod:`.trainer`
 trains weights and theta alternately with checkpoints; :mod:`.strategies` plugs it into the
 ask/tell runner and turns the learned distributions into a front of candidates.
+:mod:`.cell` is the weight-sharing network of the ``nb201`` cell space; :mod:`.enas` the ENAS
+strategy (an LSTM controller over shared weights, trained by :mod:`.enas_trainer`).
 """
