@@ -30,7 +30,8 @@ class StrategyResources:
     training-free metrics of unevaluated genotypes, ``exact`` names the objectives the run
     takes from such a source and ``measured`` the metrics it can only measure (or train for).
     ``training`` is the provider that trains candidates (a supernet takes its data, device and
-    settings from it) and ``device`` the target-device provider (its latency table). Strategies never see the store, the run directory or the config.
+    settings from it) and ``device`` the target-device provider (its latency table). Strategies
+    never see the store, the run directory or the config.
     """
 
     checkpoint_dir: Path | None = None
