@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hwnas import __version__
+from hwnas import __version__, rundir
 from hwnas.config import RunConfig, dumps_toml
 from hwnas.errors import ConfigError, RunError
 from hwnas.evaluate import (
@@ -20,7 +20,7 @@ from hwnas.evaluate import (
     resolve_objectives,
 )
 from hwnas.objectives.base import Constraint, Objective, parse_constraint, parse_objective
-from hwnas.results import Front, compute_front, write_front
+from hwnas.results import Front, compute_front, read_run, write_front
 from hwnas.runner import Budget, Executor, RunOutcome, run
 from hwnas.spaces import make_space
 from hwnas.spaces.base import SearchSpace
@@ -173,7 +173,7 @@ def search(
     session = Session.prepare(config)
     store = RunStore.create(out_dir, config.to_dict())
     try:
-        (out_dir / "config.toml").write_text(dumps_toml(config.to_dict()))
+        rundir.write_file(out_dir, rundir.CONFIG, dumps_toml(config.to_dict()))
         return session.run(
             store, run_budget, executor=_make_executor(config, session), progress=progress
         )
@@ -210,43 +210,19 @@ def resume(
         if updated != config:
             config = updated
             store.set_meta("config", _json(config.to_dict()))
-            (store.run_dir / "config.toml").write_text(dumps_toml(config.to_dict()))
+            rundir.write_file(store.run_dir, rundir.CONFIG, dumps_toml(config.to_dict()))
         return session.run(
             store, run_budget, executor=_make_executor(config, session), progress=progress
         )
 
 
 def open_run(run_dir: str | os.PathLike[str], *, write: bool = False) -> SearchResult:
-    """Read a run's trials and front (no evaluation); ``write`` rewrites the front files."""
-    with RunStore.open(run_dir, read_only=not write) as store:
-        config = RunConfig.from_dict(store.config())
-        trials = store.trials()
-    objectives, constraints, units = run_objectives(config)
-    front = compute_front(trials, objectives, constraints, units)
+    """Read a run's trials and front (no evaluation, read-only: see
+    :func:`hwnas.results.read_run`); ``write`` rewrites the front files."""
+    run = read_run(Path(run_dir))
     if write:
-        write_front(Path(run_dir), front)
-    return SearchResult(Path(run_dir), config, trials, front)
-
-
-def run_objectives(config: RunConfig) -> tuple[list[Objective], list[Constraint], dict[str, str]]:
-    """The run's resolved objectives, constraints and metric units, without loading evaluators."""
-    from hwnas.objectives.base import infer_unit
-
-    objectives = [parse_objective(o) for o in config.objectives]
-    constraints = [parse_constraint(c) for c in config.constraints]
-    units = {
-        m: infer_unit(m) for m in [o.metric for o in objectives] + [c.metric for c in constraints]
-    }
-    try:
-        space = make_space(config.space, config.space_options)
-        providers = build_providers(config, space)
-        units = available_units(providers)
-    except Exception:  # noqa: BLE001 - the table or dataset may be gone; units are a nicety
-        pass
-    try:
-        return (*resolve_objectives(objectives, constraints, units), units)
-    except ConfigError:
-        return objectives, constraints, units
+        write_front(run.run_dir, run.front)
+    return SearchResult(run.run_dir, run.config, run.trials, run.front)
 
 
 FIDELITIES = ("none", "sh")
@@ -301,7 +277,7 @@ def _post_process(result: SearchResult, config: RunConfig) -> None:
 
 
 def _check_new_run_dir(out_dir: Path) -> None:
-    if (out_dir / "hwnas.db").exists():
+    if os.path.lexists(out_dir / rundir.DB):
         raise RunError(
             f"'{out_dir}' already holds a run; continue it with `hwnas resume {out_dir}` "
             "or choose another --out"

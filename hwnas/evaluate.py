@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hwnas import rundir
 from hwnas.errors import ConfigError
 from hwnas.objectives.base import METRIC_ALIASES, Constraint, Objective
 from hwnas.segmentation import DATASET_PREFIX
@@ -37,7 +38,7 @@ class EvalContext:
 
     def weights_path(self, trial: int | None = None) -> Path:
         number = self.trial if trial is None else trial
-        return self.run_dir / "weights" / f"trial-{number:05d}.safetensors"
+        return self.run_dir / rundir.weights_file(number)
 
 
 class MetricProvider(abc.ABC):

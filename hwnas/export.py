@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hwnas import __version__
+from hwnas import __version__, rundir
 from hwnas.errors import ConfigError, HwnasError
 from hwnas.export_files import (
     INPUT_NAME,
@@ -66,7 +66,7 @@ OPSET = 17
 RANDOM_INPUTS = 32
 VALIDATION_SAMPLES = 256
 CALIBRATION_SAMPLES = 128
-EXPORTS = "exports"
+EXPORTS = rundir.EXPORTS
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
 
 
@@ -94,8 +94,8 @@ def export_run(
     training images for ``int8``. Verification failures are results, not exceptions; bad
     arguments raise :class:`ConfigError`, a missing run :class:`RunError`.
     """
-    from hwnas.api import open_run
     from hwnas.export_source import RunSource
+    from hwnas.results import read_run
     from hwnas.selection import parse_selection
 
     selection = parse_selection(select)
@@ -105,7 +105,7 @@ def export_run(
         if value < 0:
             raise ConfigError(f"the number of {what} must be at least 0, not {value}")
     run_dir = Path(run_dir)
-    run = open_run(run_dir)
+    run = read_run(run_dir)
     chosen = choose_trials(run, selection, constraints)
     source = RunSource(run_dir, run.config)
     profile, note = source.profile(device)

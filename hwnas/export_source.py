@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hwnas import rundir
 from hwnas.errors import RunError
 from hwnas.types import Genotype, Trial
 
@@ -71,7 +72,7 @@ class RunSource:
         return self._data
 
     def weights_path(self, trial: int) -> Path:
-        return self.run_dir / "weights" / f"trial-{trial:05d}.safetensors"
+        return self.run_dir / rundir.weights_file(trial)
 
     # -- networks -----------------------------------------------------------------------
     def build(self, trial: Trial) -> BuiltModel:
@@ -85,7 +86,17 @@ class RunSource:
         from hwnas.training.weights import load_weights
 
         state, meta = load_weights(path)
-        genotype = Genotype.from_json(meta["genotype"]) if "genotype" in meta else trial.genotype
+        try:  # metadata from a file someone may have replaced: checked before use
+            genotype = (
+                Genotype.from_json(meta["genotype"]) if "genotype" in meta else trial.genotype
+            )
+            _ = [int(v) for v in meta.get("input_shape") or []]
+            _ = [int(meta[k]) for k in ("num_classes", "in_channels") if k in meta]
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise RunError(
+                f"the metadata of {path} is unreadable ({type(exc).__name__}: {exc}); delete the "
+                "file or train the trial again"
+            ) from None
         if genotype != trial.genotype:
             raise RunError(
                 f"{path} holds the weights of {genotype.key()}, not of trial {trial.number} "

@@ -1,7 +1,14 @@
-"""A run's Pareto front: computed from trials, written as ``front.csv`` and ``front.json``."""
+"""Reading a run, and its Pareto front: computed from trials, written as ``front.csv`` and
+``front.json``.
+
+:func:`read_run` is the one way to read a run: read-only, and with units taken from the stored
+measurements, so it never builds evaluators, never loads a dataset or touches the network, and
+works on a run whose table or dataset is gone.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -12,8 +19,17 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.files import atomic_write
-from hwnas.objectives.base import Constraint, Objective
+from hwnas import rundir
+from hwnas.config import RunConfig
+from hwnas.errors import ConfigError, RunError
+from hwnas.objectives.base import (
+    Constraint,
+    Objective,
+    canonical_metric,
+    infer_unit,
+    parse_constraint,
+    parse_objective,
+)
 from hwnas.objectives.pareto import (
     front_indices,
     is_feasible,
@@ -21,6 +37,7 @@ from hwnas.objectives.pareto import (
     normalised_hypervolume,
     objective_matrix,
 )
+from hwnas.store import RunStore
 from hwnas.types import Trial, TrialState
 
 HV_REFERENCE = 1.1
@@ -156,6 +173,75 @@ def write_front(run_dir: Path, front: Front) -> tuple[Path, Path]:
         writer.writerow(
             [t.number, t.genotype.spec, *(repr(t.value(o.metric)) for o in front.objectives)]
         )
-    csv_path = atomic_write(run_dir / "front.csv", buffer.getvalue())
-    json_path = atomic_write(run_dir / "front.json", json.dumps(front.to_json(), indent=2) + "\n")
+    text = json.dumps(front.to_json(), indent=2) + "\n"
+    csv_path = rundir.write_file(run_dir, rundir.FRONT_CSV, buffer.getvalue())
+    json_path = rundir.write_file(run_dir, rundir.FRONT_JSON, text)
     return csv_path, json_path
+
+
+@dataclass
+class RunResults:
+    """A run as read from its directory: settings, every trial, the front and strategy events."""
+
+    run_dir: Path
+    config: RunConfig
+    trials: list[Trial]
+    front: Front
+    events: list[dict[str, Any]]
+
+    @property
+    def objectives(self) -> list[Objective]:
+        return self.front.objectives
+
+    @property
+    def constraints(self) -> list[Constraint]:
+        return self.front.constraints
+
+
+def read_run(run_dir: str | Path) -> RunResults:
+    """Read a run read-only (refusing what is not an intact hwnas run) and compute its front."""
+    path = Path(run_dir)
+    with RunStore.open(path, read_only=True) as store:
+        try:
+            config = RunConfig.from_dict(store.config())
+        except (ConfigError, TypeError, ValueError) as exc:
+            raise RunError(
+                f"the settings stored in '{path / rundir.DB}' are unreadable ({exc}); "
+                "the run database is damaged"
+            ) from None
+        trials = store.trials()
+        events = store.events()
+    objectives, constraints, units = stored_objectives(config, trials)
+    front = compute_front(trials, objectives, constraints, units)
+    return RunResults(path, config, trials, front, events)
+
+
+def stored_objectives(
+    config: RunConfig, trials: Sequence[Trial]
+) -> tuple[list[Objective], list[Constraint], dict[str, str]]:
+    """The run's objectives and constraints resolved against the units of its measurements
+    (a metric nothing measured, e.g. when every trial failed, keeps its inferred unit)."""
+    from hwnas.evaluate import resolve_objectives
+
+    try:
+        objectives = [parse_objective(o) for o in config.objectives]
+        constraints = [parse_constraint(c) for c in config.constraints]
+    except ConfigError as exc:
+        raise RunError(f"the run's stored objectives are unreadable ({exc})") from None
+    units = measured_units(trials)
+    for metric in [o.metric for o in objectives] + [c.metric for c in constraints]:
+        if metric not in units and canonical_metric(metric) not in units:
+            units[metric] = infer_unit(metric)
+    # A metric nothing measured stays unresolved: show what there is.
+    with contextlib.suppress(ConfigError):
+        objectives, constraints = resolve_objectives(objectives, constraints, units)
+    return objectives, constraints, units
+
+
+def measured_units(trials: Sequence[Trial]) -> dict[str, str]:
+    """Metric -> unit, as recorded with the measurements themselves."""
+    units: dict[str, str] = {}
+    for trial in trials:
+        for m in trial.measurements.values():
+            units.setdefault(m.metric, m.unit)
+    return units

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from hwnas.errors import ConfigError
+from hwnas.errors import ConfigError, RunError
 from hwnas.evaluate import EvalContext, Evaluator
 from hwnas.objectives.base import Constraint, Objective
 from hwnas.objectives.pareto import is_feasible, nondominated_mask, normalised_hypervolume
@@ -234,7 +234,14 @@ def run(
     strategy.known.update(t.candidate.key() for t in all_trials)
     state = store.strategy_state()
     if state is not None:
-        strategy.load_state_dict(state)
+        try:
+            strategy.load_state_dict(state)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            raise RunError(
+                f"the strategy state in '{store.run_dir}' does not fit strategy "
+                f"'{strategy.name}' ({type(exc).__name__}: {exc}); the run database is damaged "
+                "or was written by another strategy"
+            ) from None
     by_key = {t.candidate.key(): t for t in all_trials if t.state.finished}
     untold = set(store.untold_finished())
     if untold:
@@ -242,6 +249,10 @@ def run(
         store.mark_told(sorted(untold), strategy.state_dict())
     pending = deque(replace(t, state=TrialState.QUEUED) for t in all_trials if not t.state.finished)
     done = sum(t.state.finished for t in all_trials)
+    if budget.evaluations is not None:
+        # Trials queued before a kill count against the budget too; the rest stay queued in
+        # the store for a later resume with a larger budget (no overshoot).
+        pending = deque(list(pending)[: max(0, budget.evaluations - done)])
     failed = sum(t.state is TrialState.FAILED for t in all_trials)
     monitor = FrontMonitor(objectives, constraints)
     for t in all_trials:

@@ -9,8 +9,35 @@ from hwnas.cli import outputs as _outputs  # noqa: F401 - export, plot, report, 
 from hwnas.cli import run as _run  # noqa: F401 - search, resume, front, spaces, strategies
 from hwnas.cli.app import app
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "run_cli"]
 
 
 def main() -> None:
-    app()
+    import sys
+
+    sys.exit(run_cli(sys.argv[1:]))
+
+
+def run_cli(args: list[str]) -> int:
+    """Run the app on ``args`` and return the exit status. A usage error (unknown option,
+    ``--budget ten``) is one line and status 2, like every other bad input."""
+    try:  # typer >= 0.25 vendors click
+        from typer._click import exceptions as click_exceptions
+    except ImportError:  # pragma: no cover - older typer
+        from click import exceptions as click_exceptions
+    import typer
+
+    try:
+        status = app(args=args, prog_name="hwnas", standalone_mode=False)
+    except click_exceptions.UsageError as exc:
+        typer.echo(f"error: {exc.format_message()} (see `hwnas --help`)", err=True)
+        return 2
+    except click_exceptions.Abort:
+        typer.echo("aborted", err=True)
+        return 130
+    except click_exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click_exceptions.ClickException as exc:
+        typer.echo(f"error: {exc.format_message()}", err=True)
+        return int(exc.exit_code)
+    return status if isinstance(status, int) else 0

@@ -140,6 +140,7 @@ def search(
         _print_result(result)
     if export or plot:
         _print_outputs(result.run_dir, export=export is not None, plot=plot)
+    _exit_if_all_failed(result)
 
 
 def _print_outputs(run_dir: Path, *, export: bool, plot: bool) -> None:
@@ -209,6 +210,19 @@ def resume(
             progress=progress and sys.stderr.isatty(),
         )
         _print_result(result)
+    _exit_if_all_failed(result)
+
+
+def _exit_if_all_failed(result) -> None:
+    """Exit status 1 when the run has trials and every one of them failed."""
+    counts = result.front.counts
+    if counts["trials"] and not counts["complete"]:
+        typer.echo(
+            f"error: every trial of {result.run_dir} failed ({counts['failed']}); see their "
+            "errors with `hwnas lineage` or in hwnas.db, fix the cause and search again",
+            err=True,
+        )
+        raise typer.Exit(1)
 
 
 @app.command()

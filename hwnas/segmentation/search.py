@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from hwnas import rundir
 from hwnas.errors import ConfigError
 from hwnas.segmentation import DATASET_PREFIX
 
@@ -87,7 +88,7 @@ def search_segmentation(
     out_dir = Path(out)
     _check_new_run_dir(out_dir)
     with RunStore.create(out_dir, config.to_dict()) as store:
-        (out_dir / "config.toml").write_text(dumps_toml(config.to_dict()))
+        rundir.write_file(out_dir, rundir.CONFIG, dumps_toml(config.to_dict()))
         chosen.bind_run(RunContext(store.run_dir, config, (provider,)))
         outcome = run(
             store=store,
