@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hwnas import __version__, rundir
+from hwnas.checks import check_settings
 from hwnas.config import RunConfig, dumps_toml
 from hwnas.errors import ConfigError, RunError
 from hwnas.evaluate import (
@@ -25,9 +26,9 @@ from hwnas.runner import Budget, Executor, RunOutcome, run
 from hwnas.spaces import make_space
 from hwnas.spaces.base import SearchSpace
 from hwnas.store import RunStore
-from hwnas.strategies import make_strategy
+from hwnas.strategies import make_strategy, max_objectives
 from hwnas.strategies.base import RunContext, Strategy
-from hwnas.types import Trial
+from hwnas.types import Trial, TrialState
 
 
 @dataclass
@@ -70,6 +71,7 @@ class Session:
                 "give at least one objective, e.g. --objective error --objective latency"
             )
         constraints = [parse_constraint(c) for c in config.constraints]
+        check_settings(config, objectives, max_objectives(config.strategy))
         providers = build_providers(config, space)
         objectives, constraints = resolve_objectives(
             objectives, constraints, available_units(providers)
@@ -200,6 +202,12 @@ def resume(
         if budget is None and time_budget is None:
             budget, time_budget = config.budget, config.time_budget
         run_budget = Budget(evaluations=budget, seconds=time_budget)
+        done = store.count((TrialState.COMPLETE, TrialState.FAILED))
+        if budget is not None and budget < done:
+            raise ConfigError(
+                f"run '{store.run_dir}' already has {done} finished trials, more than --budget "
+                f"{budget}; give a total budget of at least {done} (the run was left unchanged)"
+            )
         settings = dict(config.executor)
         if executor:
             kind = settings.get("kind", "local")

@@ -21,14 +21,29 @@ from hwnas.types import Genotype, Measurement
 
 # Column names that hold the architecture in a CSV / Parquet table, in order of preference.
 KEY_COLUMNS = ("arch_str", "arch", "architecture", "genotype", "spec", "key")
+#: What a bad metric cell (empty, NaN, inf, not a number) does: stop with an error naming the
+#: row and column, or make every query of that row's metric a FAILED trial.
+BAD_CELLS = ("error", "fail")
 
 
 class TabularBenchmark:
     """An in-memory table: canonical genotype text -> numeric metrics."""
 
-    def __init__(self, *, path: str | Path, space: SearchSpace, key_column: str | None = None):
+    def __init__(
+        self,
+        *,
+        path: str | Path,
+        space: SearchSpace,
+        key_column: str | None = None,
+        bad_cells: str = "error",
+    ):
+        if bad_cells not in BAD_CELLS:
+            raise BenchmarkError(
+                f"unknown --bad-cells '{bad_cells}'; choose one of: {', '.join(BAD_CELLS)}"
+            )
         self.path = Path(path)
         self.space = space
+        self.bad_cells = bad_cells
         records, self.key_column = _read_table(self.path, key_column)
         self.columns = _numeric_columns(records)
         if not self.columns:
@@ -38,8 +53,27 @@ class TabularBenchmark:
             )
         self._rows: dict[str, tuple[float, ...]] = {}
         self._index = {c: i for i, c in enumerate(self.columns)}
-        for spec, record in records:
-            self._rows[spec] = tuple(_number(record.get(c)) for c in self.columns)
+        self._bad: dict[tuple[str, str], str] = {}  # (spec, column) -> what is wrong
+        for row, (spec, record) in enumerate(records, start=1):
+            self._check_key(spec, row)
+            if spec in self._rows:
+                raise BenchmarkError(
+                    f"benchmark '{self.path.name}' lists architecture '{spec}' twice (row {row}); "
+                    "keep one row per architecture"
+                )
+            values = []
+            for column in self.columns:
+                value, problem = _cell(record.get(column))
+                if problem is not None:
+                    if bad_cells == "error":
+                        raise BenchmarkError(
+                            f"benchmark '{self.path.name}' row {row} ('{spec}'), column "
+                            f"'{column}': {problem}; fix the table, or pass --bad-cells fail to "
+                            "make such architectures FAILED trials"
+                        )
+                    self._bad[(spec, column)] = problem
+                values.append(value)
+            self._rows[spec] = tuple(values)
         self._check_keys_fit_space()
         self.units = {c: infer_unit(c) for c in self.columns}
 
@@ -59,6 +93,14 @@ class TabularBenchmark:
             raise BenchmarkError(
                 f"architecture '{genotype.spec}' is not in benchmark '{self.path.name}'"
             )
+        metrics = list(metrics)
+        for m in metrics:
+            problem = self._bad.get((genotype.spec, m))
+            if problem is not None:
+                raise BenchmarkError(
+                    f"benchmark '{self.path.name}' has no valid '{m}' for '{genotype.spec}' "
+                    f"({problem})"
+                )
         return {
             m: Measurement(m, row[self._index[m]], self.units[m], device=f"table:{self.path.name}")
             for m in metrics
@@ -69,9 +111,16 @@ class TabularBenchmark:
         i = self._index[metric]
         return [row[i] for row in self._rows.values()]
 
+    def _check_key(self, spec: str, row: int) -> None:
+        if not spec or not spec.isprintable():
+            raise BenchmarkError(
+                f"benchmark '{self.path.name}' row {row}: the architecture {spec!r} is empty or "
+                "holds control characters; fix the table"
+            )
+
     def _check_keys_fit_space(self) -> None:
-        """Fail early when the table's keys are not this space's canonical form."""
-        for spec in list(self._rows)[:5]:
+        """Every key must be an architecture of the space (then made canonical)."""
+        for spec in self._rows:
             try:
                 canonical = self.space.parse(spec).spec
             except HwnasError as exc:
@@ -85,15 +134,23 @@ class TabularBenchmark:
 
     def _canonicalise_keys(self) -> None:
         rows: dict[str, tuple[float, ...]] = {}
+        bad: dict[tuple[str, str], str] = {}
         for spec, row in self._rows.items():
             try:
-                rows[self.space.parse(spec).spec] = row
+                canonical = self.space.parse(spec).spec
             except HwnasError as exc:
                 raise BenchmarkError(
                     f"benchmark '{self.path.name}' has key '{spec}' that space "
                     f"'{self.space.name}' cannot read: {exc}"
                 ) from None
-        self._rows = rows
+            if canonical in rows:
+                raise BenchmarkError(
+                    f"benchmark '{self.path.name}' lists architecture '{canonical}' twice "
+                    f"(as '{spec}' and another spelling); keep one row per architecture"
+                )
+            rows[canonical] = row
+            bad.update({(canonical, c): p for (s, c), p in self._bad.items() if s == spec})
+        self._rows, self._bad = rows, bad
 
 
 def _read_table(path: Path, key_column: str | None) -> tuple[list[tuple[str, dict]], str]:
@@ -167,13 +224,19 @@ def _rows_with_key(
     return [(str(row[key_column]), row) for row in rows], key_column
 
 
-def _number(value: Any) -> float:
-    if value is None or value == "":
-        return math.nan
+def _cell(value: Any) -> tuple[float, str | None]:
+    """A metric cell's value, and what is wrong with it (None when it is a finite number)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return math.nan, "the cell is empty"
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return math.nan, f"{value!r} is not a number"
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
-        return math.nan
+        return math.nan, f"{str(value)[:40]!r} is not a number"
+    if not math.isfinite(number):
+        return number, f"{value!r} is not a finite number"
+    return number, None
 
 
 def _numeric_columns(records: Sequence[tuple[str, Mapping[str, Any]]]) -> list[str]:

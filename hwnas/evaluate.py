@@ -312,7 +312,9 @@ def build_providers(config: RunConfig, space: SearchSpace) -> list[MetricProvide
     if config.benchmark:
         from hwnas.benchmarks import TabularBenchmark
 
-        providers.append(TableProvider(TabularBenchmark(path=config.benchmark, space=space)))
+        bad_cells = str(config.profiling.get("bad_cells", "error"))
+        table = TabularBenchmark(path=config.benchmark, space=space, bad_cells=bad_cells)
+        providers.append(TableProvider(table))
     if config.dataset and config.dataset.startswith(DATASET_PREFIX):
         from hwnas.segmentation.provider import SegmentationProvider
 

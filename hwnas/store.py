@@ -337,7 +337,8 @@ def check_run_file(path: Path) -> None:
     run_dir = path.parent
     if not os.path.lexists(path):
         raise RunError(
-            f"'{run_dir}' is not a hwnas run (no {DB_NAME}); start one with `hwnas search`"
+            f"'{run_dir}' is not a hwnas run (not a run directory: no {DB_NAME}); start one "
+            "with `hwnas search`"
         )
     for suffix in ("", "-wal", "-shm", "-journal"):
         rundir.check_regular(Path(f"{path}{suffix}"))

@@ -72,6 +72,10 @@ def search(
     latency: Annotated[
         str | None, Opt(help="How latency is obtained: measured (default), lut or predictor.")
     ] = None,
+    bad_cells: Annotated[
+        str | None,
+        Opt(help="Bad table cells (empty, NaN, inf, text): error (default) or fail."),
+    ] = None,
     # -- execution and outputs -----------------------------------------------------------
     executor: Annotated[str | None, Opt(help="local (default), process or ray.")] = None,
     workers: Annotated[int | None, Opt(help="Parallel evaluations (process and ray).")] = None,
@@ -132,7 +136,7 @@ def search(
             space_options=parse_options(space_option or []),
             strategy_options=parse_options(strategy_option or []),
             training=training,
-            profiling=_given(latency=latency),
+            profiling=_given(latency=latency, bad_cells=bad_cells),
             executor=_given(kind=executor, workers=workers, ray_address=ray_address),
             post=_given(export=export, plot=plot or None),
             progress=progress and sys.stderr.isatty(),
