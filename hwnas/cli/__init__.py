@@ -30,12 +30,15 @@ def run_cli(args: list[str]) -> int:
     try:
         status = app(args=args, prog_name="hwnas", standalone_mode=False)
     except click_exceptions.UsageError as exc:
-        typer.echo(f"error: {exc.format_message()} (see `hwnas --help`)", err=True)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # plain `hwnas`: the help text
+            typer.echo(exc.format_message(), err=True)
+        else:
+            typer.echo(f"error: {exc.format_message()} (see `hwnas --help`)", err=True)
         return 2
-    except click_exceptions.Abort:
+    except typer.Abort:
         typer.echo("aborted", err=True)
         return 130
-    except click_exceptions.Exit as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code)
     except click_exceptions.ClickException as exc:
         typer.echo(f"error: {exc.format_message()}", err=True)
