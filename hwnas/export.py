@@ -124,6 +124,8 @@ def export_run(
             "weights": built.weights,
             "metrics": {k: value_json(m) for k, m in sorted(trial.measurements.items())},
         }
+        if source.data_note is not None:
+            info["data_note"] = source.data_note
         results.append(
             export_model(
                 built.model,

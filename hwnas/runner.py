@@ -210,6 +210,11 @@ class _Progress:
             )
 
 
+#: An empty ask counts as this many duplicate-only asks towards the 50 that end a run as
+#: exhausted: a strategy that proposes nothing at all is asked only a few more times.
+_EMPTY_ASK = 17
+
+
 @dataclass
 class RunOutcome:
     evaluated: int  # trials finished in this session
@@ -296,7 +301,9 @@ def run(
                     if not fresh:
                         if executor.busy():
                             break  # the strategy may need those results first
-                        idle_asks += 1
+                        # Only duplicates: ask again (a random proposal may be new next time);
+                        # nothing at all, with nothing in flight: the strategy has no more.
+                        idle_asks += 1 if candidates else _EMPTY_ASK
                         if idle_asks > 50:
                             stopped_by = "exhausted"
                             break
