@@ -21,14 +21,14 @@ from hwnas.evaluate import (
     resolve_objectives,
 )
 from hwnas.objectives.base import Constraint, Objective, parse_constraint, parse_objective
-from hwnas.results import Front, compute_front, read_run, write_front
+from hwnas.results import Front, compute_front, read_run, stored_config, write_front
 from hwnas.runner import Budget, Executor, RunOutcome, run
 from hwnas.spaces import make_space
 from hwnas.spaces.base import SearchSpace
 from hwnas.store import RunStore
 from hwnas.strategies import make_strategy, max_objectives
 from hwnas.strategies.base import RunContext, Strategy
-from hwnas.types import Trial, TrialState
+from hwnas.types import Trial
 
 
 @dataclass
@@ -198,11 +198,12 @@ def resume(
     run stopped are evaluated again; completed ones are never repeated.
     """
     with RunStore.open(run_dir) as store:
-        config = RunConfig.from_dict(store.config())
+        config = stored_config(store)
         if budget is None and time_budget is None:
             budget, time_budget = config.budget, config.time_budget
         run_budget = Budget(evaluations=budget, seconds=time_budget)
-        done = store.count((TrialState.COMPLETE, TrialState.FAILED))
+        # Every row is read (and a damaged one refused) before anything is written.
+        done = sum(t.state.finished for t in store.trials())
         if budget is not None and budget < done:
             raise ConfigError(
                 f"run '{store.run_dir}' already has {done} finished trials, more than --budget "
@@ -215,6 +216,7 @@ def resume(
             settings = {**settings, **executor} if same_kind else dict(executor)
         updated = config.replace(budget=budget, time_budget=time_budget, executor=settings)
         session = Session.prepare(updated)
+        _check_strategy_state(store, session)
         if updated != config:
             config = updated
             store.set_meta("config", _json(config.to_dict()))
@@ -222,6 +224,31 @@ def resume(
         return session.run(
             store, run_budget, executor=_make_executor(config, session), progress=progress
         )
+
+
+def _check_strategy_state(store: RunStore, session: Session) -> None:
+    """RunError when the stored strategy state does not load (checked on a fresh strategy, so
+    that a refused resume writes nothing)."""
+    state = store.strategy_state()
+    if state is None:
+        return
+    config = session.config
+    probe = make_strategy(
+        config.strategy,
+        space=session.space,
+        objectives=session.objectives,
+        constraints=session.constraints,
+        seed=config.seed,
+        options=config.strategy_options,
+    )
+    try:
+        _with_fidelity(probe, config).load_state_dict(state)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise RunError(
+            f"the strategy state in '{store.run_dir / rundir.DB}' does not fit strategy "
+            f"'{config.strategy}' ({type(exc).__name__}: {exc}); the run database is damaged "
+            "or was written by another strategy"
+        ) from None
 
 
 def open_run(run_dir: str | os.PathLike[str], *, write: bool = False) -> SearchResult:

@@ -202,18 +202,23 @@ def read_run(run_dir: str | Path) -> RunResults:
     """Read a run read-only (refusing what is not an intact hwnas run) and compute its front."""
     path = Path(run_dir)
     with RunStore.open(path, read_only=True) as store:
-        try:
-            config = RunConfig.from_dict(store.config())
-        except (ConfigError, TypeError, ValueError) as exc:
-            raise RunError(
-                f"the settings stored in '{path / rundir.DB}' are unreadable ({exc}); "
-                "the run database is damaged"
-            ) from None
+        config = stored_config(store)
         trials = store.trials()
         events = store.events()
     objectives, constraints, units = stored_objectives(config, trials)
     front = compute_front(trials, objectives, constraints, units)
     return RunResults(path, config, trials, front, events)
+
+
+def stored_config(store: RunStore) -> RunConfig:
+    """The run's settings as stored in its database; RunError when they are unreadable."""
+    try:
+        return RunConfig.from_dict(store.config())
+    except (ConfigError, TypeError, ValueError) as exc:
+        raise RunError(
+            f"the settings stored in '{store.run_dir / rundir.DB}' are unreadable ({exc}); "
+            "the run database is damaged"
+        ) from None
 
 
 def stored_objectives(
