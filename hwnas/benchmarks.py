@@ -240,16 +240,15 @@ def _cell(value: Any) -> tuple[float, str | None]:
 
 
 def _numeric_columns(records: Sequence[tuple[str, Mapping[str, Any]]]) -> list[str]:
-    """Columns whose values are numbers in the first rows (strings and lists are skipped)."""
+    """Columns whose values are mostly numbers in the first rows (text and lists are skipped;
+    a stray bad cell in a numeric column is reported when the rows are read)."""
     sample = [r for _, r in records[:50]]
     if not sample:
         return []
     columns: list[str] = []
     for column in sample[0]:
-        values = [r.get(column) for r in sample]
-        if all(_is_number(v) for v in values if v not in (None, "")) and any(
-            v not in (None, "") for v in values
-        ):
+        given = [v for v in (r.get(column) for r in sample) if v not in (None, "")]
+        if given and 2 * sum(_is_number(v) for v in given) > len(given):
             columns.append(column)
     return columns
 
