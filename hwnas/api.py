@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 from hwnas import __version__, rundir
 from hwnas.checks import check_settings
 from hwnas.config import RunConfig, dumps_toml
-from hwnas.errors import ConfigError, RunError
+from hwnas.errors import ConfigError, HwnasError, RunError
 from hwnas.evaluate import (
     Evaluator,
     MetricProvider,
@@ -28,7 +29,7 @@ from hwnas.spaces.base import SearchSpace
 from hwnas.store import RunStore
 from hwnas.strategies import make_strategy, max_objectives
 from hwnas.strategies.base import RunContext, Strategy
-from hwnas.types import Trial
+from hwnas.types import Trial, TrialState
 
 
 @dataclass
@@ -173,12 +174,19 @@ def search(
     out_dir = Path(out)
     _check_new_run_dir(out_dir)
     session = Session.prepare(config)
+    created = not out_dir.exists()
     store = RunStore.create(out_dir, config.to_dict())
     try:
         rundir.write_file(out_dir, rundir.CONFIG, dumps_toml(config.to_dict()))
         return session.run(
             store, run_budget, executor=_make_executor(config, session), progress=progress
         )
+    except HwnasError:
+        # Bad input found only once running (before any trial finished): leave nothing behind.
+        if store.count((TrialState.COMPLETE, TrialState.FAILED)) == 0 and created:
+            store.close()
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
     finally:
         store.close()
 

@@ -7,7 +7,7 @@ from hwnas.cli import devices as _devices  # noqa: F401 - devices, profile
 from hwnas.cli import lineage as _lineage  # noqa: F401 - lineage
 from hwnas.cli import outputs as _outputs  # noqa: F401 - export, plot, report, lineage
 from hwnas.cli import run as _run  # noqa: F401 - search, resume, front, spaces, strategies
-from hwnas.cli.app import app
+from hwnas.cli.app import app, one_line
 
 __all__ = ["app", "main", "run_cli"]
 
@@ -33,7 +33,8 @@ def run_cli(args: list[str]) -> int:
         if type(exc).__name__ == "NoArgsIsHelpError":  # plain `hwnas`: the help text
             typer.echo(exc.format_message(), err=True)
         else:
-            typer.echo(f"error: {exc.format_message()} (see `hwnas --help`)", err=True)
+            message = one_line(exc.format_message())
+            typer.echo(f"error: {message} (see `hwnas --help`)", err=True)
         return 2
     except typer.Abort:
         typer.echo("aborted", err=True)
@@ -41,6 +42,6 @@ def run_cli(args: list[str]) -> int:
     except typer.Exit as exc:
         return int(exc.exit_code)
     except click_exceptions.ClickException as exc:
-        typer.echo(f"error: {exc.format_message()}", err=True)
+        typer.echo(f"error: {one_line(exc.format_message())}", err=True)
         return int(exc.exit_code)
     return status if isinstance(status, int) else 0
