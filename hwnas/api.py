@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hwnas import __version__, rundir
+import hwnas.rundir as rundir
+from hwnas import __version__
 from hwnas.checks import check_settings
 from hwnas.config import RunConfig, dumps_toml
 from hwnas.errors import ConfigError, HwnasError, RunError

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hwnas import __version__, rundir
+import hwnas.rundir as rundir
+from hwnas import __version__
 from hwnas.errors import ConfigError, HwnasError
 from hwnas.export_files import (
     INPUT_NAME,

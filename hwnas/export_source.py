@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hwnas import rundir
+import hwnas.rundir as rundir
 from hwnas.errors import RunError
 from hwnas.types import Genotype, Trial
 

@@ -25,7 +25,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
-from hwnas import rundir
+import hwnas.rundir as rundir
 from hwnas.config import RunConfig
 from hwnas.errors import ConfigError
 from hwnas.files import atomic_write

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from hwnas import rundir
+import hwnas.rundir as rundir
 from hwnas.config import dumps_toml
 from hwnas.errors import HwnasError
 from hwnas.lineage import describe_transfer

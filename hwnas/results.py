@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from hwnas import rundir
+import hwnas.rundir as rundir
 from hwnas.config import RunConfig
 from hwnas.errors import ConfigError, RunError
 from hwnas.objectives.base import (
@@ -37,6 +37,7 @@ from hwnas.objectives.pareto import (
     normalised_hypervolume,
     objective_matrix,
 )
+from hwnas.objectives.resolve import resolve_objectives
 from hwnas.store import RunStore
 from hwnas.types import Trial, TrialState
 
@@ -226,8 +227,6 @@ def stored_objectives(
 ) -> tuple[list[Objective], list[Constraint], dict[str, str]]:
     """The run's objectives and constraints resolved against the units of its measurements
     (a metric nothing measured, e.g. when every trial failed, keeps its inferred unit)."""
-    from hwnas.evaluate import resolve_objectives
-
     try:
         objectives = [parse_objective(o) for o in config.objectives]
         constraints = [parse_constraint(c) for c in config.constraints]

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from hwnas import rundir
+import hwnas.rundir as rundir
 from hwnas.errors import HwnasError, RunError
 from hwnas.types import Candidate, Measurement, Trial, TrialState
 

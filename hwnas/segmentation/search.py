@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hwnas import rundir
+import hwnas.rundir as rundir
 from hwnas.errors import ConfigError
 from hwnas.segmentation import DATASET_PREFIX
 
