@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import hwnas.rundir as rundir
 from hwnas.errors import ConfigError
+
+# Re-exported: they used to live here.
+from hwnas.objectives.resolve import resolve_metric, resolve_objectives  # noqa: F401
 from hwnas.segmentation import DATASET_PREFIX
 from hwnas.spaces.base import SearchSpace
 from hwnas.types import Candidate, Genotype, Measurement

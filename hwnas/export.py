@@ -154,8 +154,8 @@ def choose_trials(
     run: SearchResult, selection: Selection, constraints: Sequence[str] = ()
 ) -> list[Trial]:
     """The run's trials ``selection`` picks; extra ``constraints`` narrow the front first."""
-    from hwnas.evaluate import resolve_objectives
     from hwnas.objectives.base import parse_constraint
+    from hwnas.objectives.resolve import resolve_objectives
     from hwnas.results import compute_front
     from hwnas.selection import select_trials
 
