@@ -194,6 +194,10 @@ class SupernetStrategy(Strategy):
 
     def _dir(self) -> Path:
         assert self.context is not None
+        from hwnas.rundir import open_dir
+
+        with open_dir(self.context.run_dir, f"{STRATEGY_DIR}/supernet"):  # never a symlink out
+            pass
         return Path(self.context.run_dir) / STRATEGY_DIR
 
     def _task(self) -> tuple[SupernetTask, Any, Any]:
@@ -356,6 +360,7 @@ class SupernetStrategy(Strategy):
             Path(self.context.run_dir) / relative,
             state,
             {"genotype": genotype.to_json(), "source": "supernet", "epochs": trainer.epoch},
+            root=self.context.run_dir,
         )
         return Candidate(genotype, transfer={"kind": TRANSFER_KIND, "weights": relative}, info=info)
 
