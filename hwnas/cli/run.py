@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+import hwnas.rundir as rundir
 from hwnas.cli.app import app, user_errors
 
 Opt = typer.Option
@@ -150,9 +151,9 @@ def search(
 def _print_outputs(run_dir: Path, *, export: bool, plot: bool) -> None:
     """What --export and --plot wrote; exit 1 when an export failed verification."""
     if plot:
-        typer.echo(f"plots: {run_dir / 'plots'}")
+        typer.echo(f"plots: {run_dir / rundir.PLOTS}")
     failed = 0
-    for path in sorted((run_dir / "exports").glob("*.json")) if export else []:
+    for path in sorted((run_dir / rundir.EXPORTS).glob("*.json")) if export else []:
         data = json.loads(path.read_text())
         verification = data.get("verification") or {}
         if verification.get("passed"):
@@ -317,7 +318,8 @@ def _print_result(result) -> None:
         )
     console.print(table)
     console.print(
-        f"* knee point. Files: {result.run_dir / 'front.csv'}, {result.run_dir / 'front.json'}"
+        f"* knee point. Files: {result.run_dir / rundir.FRONT_CSV}, "
+        f"{result.run_dir / rundir.FRONT_JSON}"
     )
 
 

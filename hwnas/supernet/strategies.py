@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import hwnas.rundir as rundir
 from hwnas.errors import ConfigError, DeviceError
 from hwnas.objectives.base import Constraint, Objective
 from hwnas.spaces.base import SearchSpace
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["DARTSSearch", "FBNetSearch", "SNASSearch", "SqueezeNASSearch", "SupernetStrategy"]
 
 #: Where the strategy keeps its files, relative to the run directory.
-STRATEGY_DIR = "strategy"
+STRATEGY_DIR = rundir.STRATEGY
 TRANSFER_KIND = "supernet"
 
 
@@ -194,9 +195,8 @@ class SupernetStrategy(Strategy):
 
     def _dir(self) -> Path:
         assert self.context is not None
-        from hwnas.rundir import open_dir
-
-        with open_dir(self.context.run_dir, f"{STRATEGY_DIR}/supernet"):  # never a symlink out
+        # Created here, and refused when a planted symlink would lead out of the run.
+        with rundir.open_dir(self.context.run_dir, f"{STRATEGY_DIR}/supernet"):
             pass
         return Path(self.context.run_dir) / STRATEGY_DIR
 
