@@ -3,30 +3,32 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import hwnas.rundir as rundir
 from hwnas._version import __version__
+from hwnas.checks import check_settings
 from hwnas.config import RunConfig, dumps_toml
-from hwnas.errors import ConfigError, RunError
+from hwnas.errors import ConfigError, HwnasError, RunError
 from hwnas.evaluate.base import MetricProvider
 from hwnas.evaluate.cheap import cheap_evaluator
-from hwnas.evaluate.evaluator import Evaluator, available_units, resolve_objectives
+from hwnas.evaluate.evaluator import Evaluator, available_units
 from hwnas.evaluate.providers import build_providers
 from hwnas.objectives.base import Constraint, Objective, parse_constraint, parse_objective
+from hwnas.objectives.resolve import resolve_objectives
 from hwnas.registry import Registry
-from hwnas.results import SearchResult, compute_front, write_front
+from hwnas.results import SearchResult, compute_front, stored_config, write_front
 from hwnas.runner import Budget, Executor, run
-from hwnas.search import make_strategy
+from hwnas.search import make_strategy, max_objectives
 from hwnas.search.base import Strategy, StrategyResources
 from hwnas.spaces import make_space
 from hwnas.spaces.base import SearchSpace
 from hwnas.store import RunStore
-
-#: Where a strategy that trains itself keeps checkpoints, inside the run directory.
-STRATEGY_DIR = "strategy"
+from hwnas.types import TrialState
 
 
 @dataclass
@@ -54,6 +56,7 @@ class Session:
                 "give at least one objective, e.g. --objective error --objective latency"
             )
         constraints = [parse_constraint(c) for c in config.constraints]
+        check_settings(config, objectives, max_objectives(config.strategy))
         providers = list(providers) if providers is not None else build_providers(config, space)
         objectives, constraints = resolve_objectives(
             objectives, constraints, available_units(providers)
@@ -87,7 +90,7 @@ class Session:
             (exact if source.cheap else measured).add(metric)
         exact &= set(self.evaluator.metrics)
         return StrategyResources(
-            checkpoint_dir=run_dir / STRATEGY_DIR,
+            checkpoint_dir=run_dir / rundir.STRATEGY,
             trains=bool(self.config.dataset),
             cheap=cheap_evaluator(self.providers),
             exact=frozenset(exact),
@@ -180,12 +183,19 @@ def start(session: Session, out: str | os.PathLike[str], *, progress: bool = Fal
     run_budget = Budget(evaluations=config.budget, seconds=config.time_budget)
     out_dir = Path(out)
     _check_new_run_dir(out_dir)
+    created = not out_dir.exists()
     store = RunStore.create(out_dir, config.to_dict())
     try:
-        (out_dir / "config.toml").write_text(dumps_toml(config.to_dict()))
+        rundir.write_file(out_dir, rundir.CONFIG, dumps_toml(config.to_dict()))
         return session.run(
             store, run_budget, executor=_make_executor(config, session), progress=progress
         )
+    except HwnasError:
+        # Bad input found only once running (before any trial finished): leave nothing behind.
+        if store.count((TrialState.COMPLETE, TrialState.FAILED)) == 0 and created:
+            store.close()
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
     finally:
         store.close()
 
@@ -205,10 +215,17 @@ def resume(
     run stopped are evaluated again; completed ones are never repeated.
     """
     with RunStore.open(run_dir) as store:
-        config = RunConfig.from_dict(store.config())
+        config = stored_config(store)
         if budget is None and time_budget is None:
             budget, time_budget = config.budget, config.time_budget
         run_budget = Budget(evaluations=budget, seconds=time_budget)
+        # Every row is read (and a damaged one refused) before anything is written.
+        done = sum(t.state.finished for t in store.trials())
+        if budget is not None and budget < done:
+            raise ConfigError(
+                f"run '{store.run_dir}' already has {done} finished trials, more than --budget "
+                f"{budget}; give a total budget of at least {done} (the run was left unchanged)"
+            )
         settings = dict(config.executor)
         if executor:
             kind = settings.get("kind", "local")
@@ -216,13 +233,39 @@ def resume(
             settings = {**settings, **executor} if same_kind else dict(executor)
         updated = config.replace(budget=budget, time_budget=time_budget, executor=settings)
         session = Session.prepare(updated)
+        _check_strategy_state(store, session)
         if updated != config:
             config = updated
             store.set_meta("config", _json(config.to_dict()))
-            (store.run_dir / "config.toml").write_text(dumps_toml(config.to_dict()))
+            rundir.write_file(store.run_dir, rundir.CONFIG, dumps_toml(config.to_dict()))
         return session.run(
             store, run_budget, executor=_make_executor(config, session), progress=progress
         )
+
+
+def _check_strategy_state(store: RunStore, session: Session) -> None:
+    """RunError when the stored strategy state does not load (checked on a fresh strategy, so
+    that a refused resume writes nothing)."""
+    state = store.strategy_state()
+    if state is None:
+        return
+    config = session.config
+    probe = make_strategy(
+        config.strategy,
+        space=session.space,
+        objectives=session.objectives,
+        constraints=session.constraints,
+        seed=config.seed,
+        options=config.strategy_options,
+    )
+    try:
+        _with_fidelity(probe, config).load_state_dict(state)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise RunError(
+            f"the strategy state in '{store.run_dir / rundir.DB}' does not fit strategy "
+            f"'{config.strategy}' ({type(exc).__name__}: {exc}); the run database is damaged "
+            "or was written by another strategy"
+        ) from None
 
 
 def _unchanged(strategy: Strategy, config: RunConfig) -> Strategy:
@@ -285,7 +328,7 @@ def _post_process(result: SearchResult, config: RunConfig) -> None:
 
 
 def _check_new_run_dir(out_dir: Path) -> None:
-    if (out_dir / "hwnas.db").exists():
+    if os.path.lexists(out_dir / rundir.DB):
         raise RunError(
             f"'{out_dir}' already holds a run; continue it with `hwnas resume {out_dir}` "
             "or choose another --out"

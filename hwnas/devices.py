@@ -163,7 +163,14 @@ def load_device(name_or_path: str | os.PathLike[str]) -> DeviceProfile:
     if text.endswith(".toml") or os.sep in text or "/" in text or path.is_file():
         if not path.is_file():
             raise DeviceError(f"device profile file '{text}' does not exist")
-        return _parse(path.read_text(), source=str(path.resolve()), default_name=path.stem)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DeviceError(
+                f"device profile file '{path}' is not readable TOML text ({exc}); give a "
+                "profile .toml file (see device_profiles/)"
+            ) from None
+        return _parse(text, source=str(path.resolve()), default_name=path.stem)
     names = builtin_names()
     if text not in names:
         close = difflib.get_close_matches(text, names, n=1)

@@ -103,11 +103,9 @@ def _ancestor(trial: Trial, objectives: Sequence[str]) -> Ancestor:
 
 
 def _load(run_dir: str | os.PathLike[str]) -> tuple[dict[int, Trial], Any]:
-    from hwnas.results import open_run
+    from hwnas.results import read_run
 
-    if not (Path(run_dir) / "hwnas.db").is_file():
-        raise RunError(f"'{run_dir}' is not a run directory (no hwnas.db)")
-    result = open_run(run_dir)
+    result = read_run(Path(run_dir))
     return {t.number: t for t in result.trials}, result.front
 
 

@@ -8,7 +8,6 @@ and a fixed DPI, so every file of one kind has the same pixel size (see :func:`p
 
 from __future__ import annotations
 
-import contextlib
 import io
 import itertools
 import math
@@ -26,16 +25,14 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
+import hwnas.rundir as rundir
 from hwnas.config import RunConfig
 from hwnas.errors import ConfigError
+from hwnas.files import atomic_write
 from hwnas.objectives.base import (
     Constraint,
     Direction,
     Objective,
-    canonical_metric,
-    infer_unit,
-    parse_constraint,
-    parse_objective,
 )
 from hwnas.objectives.pareto import hypervolume, is_feasible, normalise, objective_matrix
 from hwnas.plot_axes import (
@@ -45,7 +42,7 @@ from hwnas.plot_axes import (
     robust_bounds,
     robust_limits,
 )
-from hwnas.results import HV_REFERENCE, Front, compute_front
+from hwnas.results import HV_REFERENCE, Front, read_run, read_store
 from hwnas.store import RunStore
 from hwnas.types import Trial, TrialState
 
@@ -90,44 +87,22 @@ class RunData:
 
 
 def load_run(run_dir: str | os.PathLike[str], *, label: str | None = None) -> RunData:
-    """Read a run (read-only) and compute its front, with units taken from its measurements.
-
-    Unlike :func:`hwnas.results.open_run` this never rebuilds the run's evaluators, so a run that
-    trained on a dataset plots without loading the data or importing torch.
-    """
+    """Read a run through :func:`hwnas.results.read_run` (read-only, units from its stored
+    measurements: no dataset, table or torch needed) and label it for plots."""
     path = Path(run_dir)
-    with RunStore.open(path, read_only=True) as store:
-        return run_from_store(store, label=label)
+    run = read_run(path)
+    return RunData(
+        path, run.config, run.trials, run.front, run.events, label or path.resolve().name
+    )
 
 
 def run_from_store(store: RunStore, *, label: str | None = None) -> RunData:
     """:func:`load_run` on an open store (a caller may open it with its own connection)."""
-    from hwnas.evaluate.evaluator import resolve_objectives
-
+    run = read_store(store)
     path = store.run_dir
-    config = RunConfig.from_dict(store.config())
-    trials = store.trials()
-    events = store.events()
-    units = measured_units(trials)
-    objectives = [parse_objective(o) for o in config.objectives]
-    constraints = [parse_constraint(c) for c in config.constraints]
-    for metric in [o.metric for o in objectives] + [c.metric for c in constraints]:
-        if metric not in units and canonical_metric(metric) not in units:
-            units[metric] = infer_unit(metric)
-    # A metric nothing measured (every trial failed) stays unresolved: plot what there is.
-    with contextlib.suppress(ConfigError):
-        objectives, constraints = resolve_objectives(objectives, constraints, units)
-    front = compute_front(trials, objectives, constraints, units)
-    return RunData(path, config, trials, front, events, label or path.resolve().name)
-
-
-def measured_units(trials: Sequence[Trial]) -> dict[str, str]:
-    """Metric -> unit, as recorded with the measurements themselves."""
-    units: dict[str, str] = {}
-    for trial in trials:
-        for m in trial.measurements.values():
-            units.setdefault(m.metric, m.unit)
-    return units
+    return RunData(
+        path, run.config, run.trials, run.front, run.events, label or path.resolve().name
+    )
 
 
 # -- labels and numbers ---------------------------------------------------------------------
@@ -815,21 +790,30 @@ def plot_runs(
         raise ConfigError("give at least one run directory to plot")
     dirs = [Path(d) for d in run_dirs]
     runs = [load_run(d, label=label) for d, label in zip(dirs, _unique_labels(dirs))]
-    target = Path(out_dir) if out_dir is not None else dirs[0] / "plots"
-    target.mkdir(parents=True, exist_ok=True)
+    if out_dir is not None and Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise ConfigError(f"--out '{out_dir}' is a file; give a directory for the plots")
     written = []
     for plot in render_plots(runs):
         for fmt in formats:
-            path = _inside(target, f"{safe_name(plot.name)}.{fmt}")
-            tmp = path.with_name(f".{path.name}.tmp")
-            _save(plot.figure, tmp, fmt)
-            os.replace(tmp, path)  # a reader never sees half a file
-            written.append(path)
+            name = f"{safe_name(plot.name)}.{fmt}"
+            buffer = io.BytesIO()
+            _save(plot.figure, buffer, fmt)
+            # Atomic, and inside a run directory never through a planted symlink.
+            if out_dir is None:
+                written.append(
+                    rundir.write_file(dirs[0], f"{rundir.PLOTS}/{name}", buffer.getvalue())
+                )
+            else:
+                written.append(atomic_write(_inside(Path(out_dir), name), buffer.getvalue()))
     return written
 
 
 def _inside(directory: Path, name: str) -> Path:
     """``directory / name``, refusing anything that would land elsewhere."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create '{directory}': {exc.strerror}") from None
     path = (directory / name).resolve()
     if path.parent != directory.resolve():
         raise ConfigError(f"refusing to write '{name}' outside '{directory}'")

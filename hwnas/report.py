@@ -22,8 +22,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import hwnas.rundir as rundir
 from hwnas.config import dumps_toml
-from hwnas.files import atomic_write
+from hwnas.errors import HwnasError
 from hwnas.lineage import describe_transfer
 from hwnas.objectives.base import Objective
 from hwnas.plot import RunData, format_number, format_value, load_run, render_plots
@@ -35,7 +36,7 @@ from hwnas.report_sections import (
 )
 from hwnas.types import Trial, TrialState
 
-REPORT_NAME = "report.html"
+REPORT_NAME = rundir.REPORT
 _LIBRARIES = ("hwnas", "numpy", "matplotlib", "moocore", "torch", "onnx", "onnxruntime")
 _MAX_EVENT_ROWS = 200
 
@@ -76,8 +77,7 @@ _SECTIONS = (
 def write_report(run_dir: str | os.PathLike[str]) -> Path:
     """Write ``RUN_DIR/report.html`` and return its path."""
     run = load_run(run_dir)
-    path = run.run_dir / REPORT_NAME
-    return atomic_write(path, render_report(run))
+    return rundir.write_file(run.run_dir, REPORT_NAME, render_report(run))
 
 
 def render_report(run: RunData) -> str:
@@ -88,7 +88,7 @@ def render_report(run: RunData) -> str:
         "budget": budget_section(run),
         "plots": _plots(run),
         "family": _family_tree(run),
-        "exports": _exports(run.run_dir / "exports"),
+        "exports": _exports(run.run_dir / rundir.EXPORTS),
         "cost": _cost(run),
         "events": _events(run.events),
         "environment": _environment(run),
@@ -368,7 +368,8 @@ def _family_tree(run: RunData) -> str:
 
 
 def _exports(export_dir: Path) -> str:
-    files = sorted(export_dir.glob("*.json")) if export_dir.is_dir() else []
+    usable = export_dir.is_dir() and not export_dir.is_symlink()  # never read outside the run
+    files = [p for p in sorted(export_dir.glob("*.json")) if not p.is_symlink()] if usable else []
     if not files:
         return (
             "<p>No exports yet: <code>hwnas export RUN_DIR</code> (or "
@@ -539,8 +540,14 @@ def _environment(run: RunData) -> str:
 
 
 def _configuration(run: RunData) -> str:
-    path = run.run_dir / "config.toml"
-    text = path.read_text(encoding="utf-8") if path.is_file() else dumps_toml(run.config.to_dict())
+    # Never through a symlink (it could put an outside file's text into the page); a config.toml
+    # that is missing or not text falls back to the settings stored in the database.
+    try:
+        text = rundir.read_text(run.run_dir, rundir.CONFIG)
+    except HwnasError:
+        text = None
+    if text is None:
+        text = dumps_toml(run.config.to_dict())
     text = without_empty_sections(text)  # an empty [training] says nothing
     return (
         "<p>The resolved settings (<code>config.toml</code>), enough to reproduce the run.</p>\n"

@@ -1,7 +1,14 @@
-"""A run's Pareto front: computed from trials, written as ``front.csv`` and ``front.json``."""
+"""Reading a run, and its Pareto front: computed from trials, written as ``front.csv`` and
+``front.json``.
+
+:func:`read_run` is the one way to read a run: read-only, and with units taken from the stored
+measurements, so it never builds evaluators, never loads a dataset or touches the network, and
+works on a run whose table or dataset is gone.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -13,12 +20,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+import hwnas.rundir as rundir
 from hwnas.config import RunConfig
-from hwnas.errors import ConfigError
-from hwnas.evaluate.evaluator import available_units, resolve_objectives
-from hwnas.evaluate.providers import build_providers
-from hwnas.files import atomic_write
-from hwnas.objectives.base import Constraint, Objective, parse_constraint, parse_objective
+from hwnas.errors import ConfigError, RunError
+from hwnas.objectives.base import (
+    Constraint,
+    Objective,
+    canonical_metric,
+    infer_unit,
+    parse_constraint,
+    parse_objective,
+)
 from hwnas.objectives.pareto import (
     front_indices,
     is_feasible,
@@ -26,7 +38,7 @@ from hwnas.objectives.pareto import (
     normalised_hypervolume,
     objective_matrix,
 )
-from hwnas.spaces import make_space
+from hwnas.objectives.resolve import resolve_objectives
 from hwnas.store import RunStore
 from hwnas.types import Trial, TrialState
 
@@ -166,12 +178,85 @@ def write_front(run_dir: Path, front: Front) -> tuple[Path, Path]:
         writer.writerow(
             [t.number, t.genotype.spec, *(repr(t.value(o.metric)) for o in front.objectives)]
         )
-    csv_path = atomic_write(run_dir / "front.csv", buffer.getvalue())
-    json_path = atomic_write(run_dir / "front.json", json.dumps(front.to_json(), indent=2) + "\n")
+    text = json.dumps(front.to_json(), indent=2) + "\n"
+    csv_path = rundir.write_file(run_dir, rundir.FRONT_CSV, buffer.getvalue())
+    json_path = rundir.write_file(run_dir, rundir.FRONT_JSON, text)
     return csv_path, json_path
 
 
-# -- reading a run ---------------------------------------------------------------------------
+@dataclass
+class RunResults:
+    """A run as read from its directory: settings, every trial, the front and strategy events."""
+
+    run_dir: Path
+    config: RunConfig
+    trials: list[Trial]
+    front: Front
+    events: list[dict[str, Any]]
+
+    @property
+    def objectives(self) -> list[Objective]:
+        return self.front.objectives
+
+    @property
+    def constraints(self) -> list[Constraint]:
+        return self.front.constraints
+
+
+def read_run(run_dir: str | Path) -> RunResults:
+    """Read a run read-only (refusing what is not an intact hwnas run) and compute its front."""
+    with RunStore.open(Path(run_dir), read_only=True) as store:
+        return read_store(store, Path(run_dir))
+
+
+def read_store(store: RunStore, run_dir: Path | None = None) -> RunResults:
+    """:func:`read_run` on a store the caller opened (e.g. a live view's own connection)."""
+    config = stored_config(store)
+    trials = store.trials()
+    events = store.events()
+    objectives, constraints, units = stored_objectives(config, trials)
+    front = compute_front(trials, objectives, constraints, units)
+    return RunResults(run_dir or store.run_dir, config, trials, front, events)
+
+
+def stored_config(store: RunStore) -> RunConfig:
+    """The run's settings as stored in its database; RunError when they are unreadable."""
+    try:
+        return RunConfig.from_dict(store.config())
+    except (ConfigError, TypeError, ValueError) as exc:
+        raise RunError(
+            f"the settings stored in '{store.run_dir / rundir.DB}' are unreadable ({exc}); "
+            "the run database is damaged"
+        ) from None
+
+
+def stored_objectives(
+    config: RunConfig, trials: Sequence[Trial]
+) -> tuple[list[Objective], list[Constraint], dict[str, str]]:
+    """The run's objectives and constraints resolved against the units of its measurements
+    (a metric nothing measured, e.g. when every trial failed, keeps its inferred unit)."""
+    try:
+        objectives = [parse_objective(o) for o in config.objectives]
+        constraints = [parse_constraint(c) for c in config.constraints]
+    except ConfigError as exc:
+        raise RunError(f"the run's stored objectives are unreadable ({exc})") from None
+    units = measured_units(trials)
+    for metric in [o.metric for o in objectives] + [c.metric for c in constraints]:
+        if metric not in units and canonical_metric(metric) not in units:
+            units[metric] = infer_unit(metric)
+    # A metric nothing measured stays unresolved: show what there is.
+    with contextlib.suppress(ConfigError):
+        objectives, constraints = resolve_objectives(objectives, constraints, units)
+    return objectives, constraints, units
+
+
+def measured_units(trials: Sequence[Trial]) -> dict[str, str]:
+    """Metric -> unit, as recorded with the measurements themselves."""
+    units: dict[str, str] = {}
+    for trial in trials:
+        for m in trial.measurements.values():
+            units.setdefault(m.metric, m.unit)
+    return units
 
 
 @dataclass
@@ -194,33 +279,9 @@ class SearchResult:
 
 
 def open_run(run_dir: str | os.PathLike[str], *, write: bool = False) -> SearchResult:
-    """Read a run's trials and front (no evaluation); ``write`` rewrites the front files."""
-    with RunStore.open(run_dir, read_only=not write) as store:
-        config = RunConfig.from_dict(store.config())
-        trials = store.trials()
-    objectives, constraints, units = run_objectives(config)
-    front = compute_front(trials, objectives, constraints, units)
+    """Read a run's trials and front (no evaluation, read-only: see :func:`read_run`);
+    ``write`` rewrites the front files."""
+    run = read_run(Path(run_dir))
     if write:
-        write_front(Path(run_dir), front)
-    return SearchResult(Path(run_dir), config, trials, front)
-
-
-def run_objectives(config: RunConfig) -> tuple[list[Objective], list[Constraint], dict[str, str]]:
-    """The run's resolved objectives, constraints and metric units, without loading evaluators."""
-    from hwnas.objectives.base import infer_unit
-
-    objectives = [parse_objective(o) for o in config.objectives]
-    constraints = [parse_constraint(c) for c in config.constraints]
-    units = {
-        m: infer_unit(m) for m in [o.metric for o in objectives] + [c.metric for c in constraints]
-    }
-    try:
-        space = make_space(config.space, config.space_options)
-        providers = build_providers(config, space)
-        units = available_units(providers)
-    except Exception:  # noqa: BLE001 - the table or dataset may be gone; units are a nicety
-        pass
-    try:
-        return (*resolve_objectives(objectives, constraints, units), units)
-    except ConfigError:
-        return objectives, constraints, units
+        write_front(run.run_dir, run.front)
+    return SearchResult(run.run_dir, run.config, run.trials, run.front)

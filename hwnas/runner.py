@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from hwnas.errors import ConfigError
+from hwnas.errors import ConfigError, RunError
 from hwnas.evaluate.base import EvalContext
 from hwnas.evaluate.evaluator import Evaluator
 from hwnas.objectives.base import Constraint, Objective
@@ -211,6 +211,11 @@ class _Progress:
             )
 
 
+#: An empty ask counts as this many duplicate-only asks towards the 50 that end a run as
+#: exhausted: a strategy that proposes nothing at all is asked only a few more times.
+_EMPTY_ASK = 17
+
+
 @dataclass
 class RunOutcome:
     evaluated: int  # trials finished in this session
@@ -235,7 +240,14 @@ def run(
     strategy.known.update(t.candidate.key() for t in all_trials)
     state = store.strategy_state()
     if state is not None:
-        strategy.load_state_dict(state)
+        try:
+            strategy.load_state_dict(state)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            raise RunError(
+                f"the strategy state in '{store.run_dir}' does not fit strategy "
+                f"'{strategy.name}' ({type(exc).__name__}: {exc}); the run database is damaged "
+                "or was written by another strategy"
+            ) from None
     by_key = {t.candidate.key(): t for t in all_trials if t.state.finished}
     untold = set(store.untold_finished())
     if untold:
@@ -243,6 +255,10 @@ def run(
         store.mark_told(sorted(untold), strategy.state_dict())
     pending = deque(replace(t, state=TrialState.QUEUED) for t in all_trials if not t.state.finished)
     done = sum(t.state.finished for t in all_trials)
+    if budget.evaluations is not None:
+        # Trials queued before a kill count against the budget too; the rest stay queued in
+        # the store for a later resume with a larger budget (no overshoot).
+        pending = deque(list(pending)[: max(0, budget.evaluations - done)])
     failed = sum(t.state is TrialState.FAILED for t in all_trials)
     monitor = FrontMonitor(objectives, constraints)
     for t in all_trials:
@@ -286,7 +302,9 @@ def run(
                     if not fresh:
                         if executor.busy():
                             break  # the strategy may need those results first
-                        idle_asks += 1
+                        # Only duplicates: ask again (a random proposal may be new next time);
+                        # nothing at all, with nothing in flight: the strategy has no more.
+                        idle_asks += 1 if candidates else _EMPTY_ASK
                         if idle_asks > 50:
                             stopped_by = "exhausted"
                             break

@@ -11,15 +11,18 @@ the process dies, so a killed run never stays locked.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+import urllib.parse
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from hwnas.errors import RunError
+import hwnas.rundir as rundir
+from hwnas.errors import HwnasError, RunError
 from hwnas.types import Candidate, Measurement, Trial, TrialState
 
 try:
@@ -27,9 +30,11 @@ try:
 except ModuleNotFoundError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-DB_NAME = "hwnas.db"
-LOCK_NAME = "hwnas.lock"
+DB_NAME = rundir.DB
+LOCK_NAME = rundir.LOCK
 SCHEMA_VERSION = 1
+#: Tables every hwnas run database has; a file without them is not a run (left untouched).
+_TABLES = frozenset({"meta", "trials", "measurements", "strategy_state", "events"})
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -77,14 +82,19 @@ class RunStore:
     @classmethod
     def create(cls, run_dir: str | Path, config: dict[str, Any]) -> RunStore:
         run_dir = Path(run_dir)
-        if (run_dir / DB_NAME).exists():
+        if os.path.lexists(run_dir / DB_NAME):
             raise RunError(
                 f"'{run_dir}' already holds a run; continue it with `hwnas resume {run_dir}` "
                 "or choose another --out"
             )
-        if run_dir.exists() and any(run_dir.iterdir()):
-            raise RunError(f"'{run_dir}' exists and is not empty; choose another --out")
-        run_dir.mkdir(parents=True, exist_ok=True)
+        if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+            raise RunError(
+                f"'{run_dir}' exists and is not an empty directory; choose another --out"
+            )
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RunError(f"cannot create run directory '{run_dir}': {exc.strerror}") from None
         lock = _acquire_lock(run_dir)
         db = _connect(run_dir / DB_NAME)
         with db:
@@ -101,24 +111,19 @@ class RunStore:
 
     @classmethod
     def open(cls, run_dir: str | Path, *, read_only: bool = False) -> RunStore:
+        """Open a run. The file is first checked read-only to be an intact hwnas run, so a
+        foreign or damaged file is refused (:class:`RunError`) without a byte changed;
+        ``read_only`` opens never write, switch journal modes, or take the run's lock."""
         run_dir = Path(run_dir)
         path = run_dir / DB_NAME
-        if not path.is_file():
-            raise RunError(
-                f"'{run_dir}' is not a hwnas run (no {DB_NAME}); start one with `hwnas search`"
-            )
+        check_run_file(path)
         lock = None if read_only else _acquire_lock(run_dir)
         try:
-            db = _connect(path)
-            version = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            db = _connect(path, read_only=read_only)
         except sqlite3.DatabaseError as exc:
             if lock is not None:
-                lock.close()
-            raise RunError(
-                f"run database '{path}' is corrupt ({exc}); it cannot be opened"
-            ) from None
-        if version is None or int(version[0]) != SCHEMA_VERSION:
-            raise RunError(f"run database '{path}' has an unsupported schema version")
+                os.close(lock)
+            raise _damaged(path, exc) from None
         return cls(run_dir, db, lock)
 
     @classmethod
@@ -150,7 +155,7 @@ class RunStore:
     def close(self) -> None:
         self._db.close()
         if self._lock is not None:
-            self._lock.close()
+            os.close(self._lock)
             self._lock = None
 
     def __enter__(self) -> RunStore:
@@ -160,11 +165,26 @@ class RunStore:
         self.close()
 
     # -- metadata and events ---------------------------------------------------------------
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Whatever a damaged file makes reading raise becomes one RunError naming it."""
+        try:
+            yield
+        except (sqlite3.DatabaseError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise _damaged(self.run_dir / DB_NAME, exc) from None
+        except HwnasError as exc:
+            raise _damaged(self.run_dir / DB_NAME, exc) from None
+
     def config(self) -> dict[str, Any]:
-        return json.loads(self.get_meta("config") or "{}")
+        with self._reading():
+            config = json.loads(self.get_meta("config") or "{}")
+            if not isinstance(config, dict):
+                raise ValueError("its config is not a JSON object")
+            return config
 
     def get_meta(self, key: str) -> str | None:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        with self._reading():
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
     def set_meta(self, key: str, value: str) -> None:
@@ -181,12 +201,13 @@ class RunStore:
 
     def events(self, kind: str | None = None) -> list[dict[str, Any]]:
         query = "SELECT time, kind, data FROM events"
-        rows = (
-            self._db.execute(query + " WHERE kind = ? ORDER BY id", (kind,))
-            if kind
-            else self._db.execute(query + " ORDER BY id")
-        )
-        return [{"time": t, "kind": k, **json.loads(d)} for t, k, d in rows]
+        with self._reading():
+            rows = (
+                self._db.execute(query + " WHERE kind = ? ORDER BY id", (kind,))
+                if kind
+                else self._db.execute(query + " ORDER BY id")
+            )
+            return [{"time": t, "kind": k, **json.loads(d)} for t, k, d in rows]
 
     # -- the ask / evaluate / tell cycle ---------------------------------------------------
     def add_candidates(
@@ -273,12 +294,20 @@ class RunStore:
         )
 
     def strategy_state(self) -> dict[str, Any] | None:
-        row = self._db.execute("SELECT state FROM strategy_state WHERE id = 1").fetchone()
-        return json.loads(row[0]) if row else None
+        with self._reading():
+            row = self._db.execute("SELECT state FROM strategy_state WHERE id = 1").fetchone()
+            state = json.loads(row[0]) if row else None
+            if state is not None and not isinstance(state, dict):
+                raise ValueError("its strategy state is not a JSON object")
+            return state
 
     # -- reading ---------------------------------------------------------------------------
     def trials(self, states: Iterable[TrialState] | None = None) -> list[Trial]:
         """All trials in number order (optionally only those in ``states``)."""
+        with self._reading():
+            return self._trials(states)
+
+    def _trials(self, states: Iterable[TrialState] | None) -> list[Trial]:
         measurements: dict[int, dict[str, Measurement]] = {}
         for row in self._db.execute("SELECT * FROM measurements"):
             measurements.setdefault(row[0], {})[row[1]] = _measurement_from_row(row)
@@ -328,7 +357,62 @@ class RunStore:
         return int(row[0])
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def check_run_file(path: Path) -> None:
+    """RunError unless ``path`` is an intact hwnas run database; opened read-only, so a foreign
+    SQLite file, an empty file or a damaged one is refused without being changed."""
+    run_dir = path.parent
+    if not os.path.lexists(path):
+        raise RunError(
+            f"'{run_dir}' is not a hwnas run (not a run directory: no {DB_NAME}); start one "
+            "with `hwnas search`"
+        )
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        rundir.check_regular(Path(f"{path}{suffix}"))
+    try:
+        db = _connect(path, read_only=True)
+    except sqlite3.DatabaseError as exc:
+        raise _damaged(path, exc) from None
+    try:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not tables >= _TABLES:
+            found = ", ".join(sorted(tables)) or "none"
+            raise RunError(
+                f"'{path}' is not a hwnas run database (tables: {found});"
+                " hwnas leaves it untouched: point at a run directory made by `hwnas search`"
+            )
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        version = meta.get("schema_version")
+        if version is None or not str(version).isdigit():
+            raise RunError(f"'{path}' has no valid schema version ({version!r}); it is damaged")
+        if int(version) != SCHEMA_VERSION:
+            raise RunError(
+                f"'{path}' has schema version {version}, this hwnas reads {SCHEMA_VERSION}; "
+                "use the hwnas version that wrote it"
+            )
+        config = json.loads(meta.get("config") or "null")
+        if not isinstance(config, dict):
+            raise ValueError("its config is not a JSON object")
+    except (sqlite3.DatabaseError, ValueError) as exc:
+        raise _damaged(path, exc) from None
+    finally:
+        db.close()
+
+
+def _damaged(path: Path, exc: BaseException) -> RunError:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return RunError(
+        f"run database '{path}' is damaged ({reason}); it was left unchanged: restore it from "
+        "a copy or start a new run"
+    )
+
+
+def _connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+    if read_only:
+        # mode=ro: never writes, never changes the journal mode, never creates the file.
+        uri = f"file:{urllib.parse.quote(str(path.absolute()))}?mode=ro"
+        db = sqlite3.connect(uri, uri=True, isolation_level="DEFERRED", timeout=30.0)
+        db.execute("PRAGMA query_only = ON")
+        return db
     db = sqlite3.connect(path, isolation_level="DEFERRED", timeout=30.0)
     # WAL + NORMAL: a commit survives a process crash (not a power cut) without an fsync each.
     db.execute("PRAGMA journal_mode = WAL")
@@ -337,22 +421,21 @@ def _connect(path: Path) -> sqlite3.Connection:
     return db
 
 
-def _acquire_lock(run_dir: Path) -> Any:
-    handle = open(run_dir / LOCK_NAME, "a+")  # noqa: SIM115 - held for the store's lifetime
+def _acquire_lock(run_dir: Path) -> int:
+    """The run's lock file descriptor, flock'ed; never follows a planted symlink."""
+    fd = rundir.open_lock(run_dir)
     if fcntl is not None:
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            handle.close()
+            os.close(fd)
             raise RunError(
                 f"run '{run_dir}' is in use by another hwnas process; wait for it to finish "
                 "or stop it first"
             ) from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"{os.getpid()}\n")
-    handle.flush()
-    return handle
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
 
 
 def _measurement_row(trial: int, m: Measurement) -> tuple[Any, ...]:

@@ -23,9 +23,10 @@ from typer.testing import CliRunner
 import hwnas
 from hwnas.cli import app
 from hwnas.config import RunConfig, dumps_toml
-from hwnas.evaluate.evaluator import Evaluator, available_units, resolve_objectives
+from hwnas.evaluate.evaluator import Evaluator, available_units
 from hwnas.evaluate.providers import build_providers
 from hwnas.objectives.base import parse_objective
+from hwnas.objectives.resolve import resolve_objectives
 from hwnas.plot import plot_runs
 from hwnas.report import write_report
 from hwnas.results import SearchResult, open_run

@@ -27,13 +27,19 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except HwnasError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {one_line(str(exc))}", err=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         typer.echo(
             "interrupted; the run is saved and `hwnas resume RUN_DIR` continues it", err=True
         )
         raise typer.Exit(130) from None
+
+
+def one_line(text: str) -> str:
+    """``text`` on one printable line: input echoed in a message (a genotype, a file name) may
+    hold control characters or line breaks of its own; they are shown escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text.strip())
 
 
 def _version(value: bool) -> None:

@@ -45,9 +45,9 @@ def lineage(
             typer.echo(json.dumps(tree.to_json(), indent=2) if as_json else render_tree(tree))
             return
         if trial == "knee":
-            from hwnas.results import open_run
+            from hwnas.results import read_run
 
-            knee = open_run(run_dir).front.knee
+            knee = read_run(run_dir).front.knee
             if knee is None:
                 raise ConfigError("the run has no front yet, so no knee")
             number = knee.number
@@ -59,6 +59,6 @@ def lineage(
         if as_json:
             typer.echo(json.dumps([a.to_json() for a in line], indent=2))
         else:
-            from hwnas.results import open_run
+            from hwnas.results import read_run
 
-            typer.echo(render_ancestry(line, open_run(run_dir).front.units))
+            typer.echo(render_ancestry(line, read_run(run_dir).front.units))

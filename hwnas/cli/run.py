@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+import hwnas.rundir as rundir
 from hwnas.cli.app import app, user_errors
 
 Opt = typer.Option
@@ -72,6 +73,10 @@ def search(
     latency: Annotated[
         str | None, Opt(help="How latency is obtained: measured (default), lut or predictor.")
     ] = None,
+    bad_cells: Annotated[
+        str | None,
+        Opt(help="Bad table cells (empty, NaN, inf, text): error (default) or fail."),
+    ] = None,
     # -- execution and outputs -----------------------------------------------------------
     executor: Annotated[str | None, Opt(help="local (default), process or ray.")] = None,
     workers: Annotated[int | None, Opt(help="Parallel evaluations (process and ray).")] = None,
@@ -132,7 +137,7 @@ def search(
             space_options=parse_options(space_option or []),
             strategy_options=parse_options(strategy_option or []),
             training=training,
-            profiling=_given(latency=latency),
+            profiling=_given(latency=latency, bad_cells=bad_cells),
             executor=_given(kind=executor, workers=workers, ray_address=ray_address),
             post=_given(export=export, plot=plot or None),
             progress=progress and sys.stderr.isatty(),
@@ -140,14 +145,15 @@ def search(
         _print_result(result)
     if export or plot:
         _print_outputs(result.run_dir, export=export is not None, plot=plot)
+    _exit_if_all_failed(result)
 
 
 def _print_outputs(run_dir: Path, *, export: bool, plot: bool) -> None:
     """What --export and --plot wrote; exit 1 when an export failed verification."""
     if plot:
-        typer.echo(f"plots: {run_dir / 'plots'}")
+        typer.echo(f"plots: {run_dir / rundir.PLOTS}")
     failed = 0
-    for path in sorted((run_dir / "exports").glob("*.json")) if export else []:
+    for path in sorted((run_dir / rundir.EXPORTS).glob("*.json")) if export else []:
         data = json.loads(path.read_text())
         verification = data.get("verification") or {}
         if verification.get("passed"):
@@ -209,6 +215,19 @@ def resume(
             progress=progress and sys.stderr.isatty(),
         )
         _print_result(result)
+    _exit_if_all_failed(result)
+
+
+def _exit_if_all_failed(result) -> None:
+    """Exit status 1 when the run has trials and every one of them failed."""
+    counts = result.front.counts
+    if counts["trials"] and not counts["complete"]:
+        typer.echo(
+            f"error: every trial of {result.run_dir} failed ({counts['failed']}); see their "
+            "errors with `hwnas lineage` or in hwnas.db, fix the cause and search again",
+            err=True,
+        )
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -299,7 +318,8 @@ def _print_result(result) -> None:
         )
     console.print(table)
     console.print(
-        f"* knee point. Files: {result.run_dir / 'front.csv'}, {result.run_dir / 'front.json'}"
+        f"* knee point. Files: {result.run_dir / rundir.FRONT_CSV}, "
+        f"{result.run_dir / rundir.FRONT_JSON}"
     )
 
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import hwnas.rundir as rundir
 from hwnas.types import Candidate, Measurement
 
 
@@ -24,7 +25,7 @@ class EvalContext:
 
     def weights_path(self, trial: int | None = None) -> Path:
         number = self.trial if trial is None else trial
-        return self.run_dir / "weights" / f"trial-{number:05d}.safetensors"
+        return self.run_dir / rundir.weights_file(number)
 
 
 class MetricProvider(abc.ABC):

@@ -9,11 +9,10 @@ the same evaluator from the run's config.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from hwnas.errors import ConfigError
 from hwnas.evaluate.base import EvalContext, MetricProvider
-from hwnas.objectives.base import METRIC_ALIASES, Constraint, Objective
 from hwnas.types import Candidate, Measurement
 
 
@@ -80,42 +79,3 @@ def available_units(providers: Sequence[MetricProvider]) -> dict[str, str]:
         for metric, unit in provider.units().items():
             units.setdefault(metric, unit)
     return units
-
-
-def resolve_metric(name: str, available: Mapping[str, str]) -> str:
-    """``name`` itself if available, else its canonical alias (``flops`` -> ``macs``)."""
-    if name in available:
-        return name
-    alias = METRIC_ALIASES.get(name)
-    if alias is not None and alias in available:
-        return alias
-    import difflib
-
-    close = difflib.get_close_matches(name, list(available), n=1)
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
-    raise ConfigError(
-        f"unknown metric '{name}'{hint}; available here: {', '.join(sorted(available))}"
-    )
-
-
-def resolve_objectives(
-    objectives: Sequence[Objective], constraints: Sequence[Constraint], units: Mapping[str, str]
-) -> tuple[list[Objective], list[Constraint]]:
-    """Objectives and constraints with metric names resolved and bounds in metric units."""
-    resolved_objectives = [
-        Objective(resolve_metric(o.metric, units), o.direction, o.limit) for o in objectives
-    ]
-    names = [o.metric for o in resolved_objectives]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"objectives name the same metric twice: {', '.join(names)}")
-    resolved_constraints = []
-    for c in constraints:
-        metric = resolve_metric(c.metric, units)
-        resolved_constraints.append(
-            Constraint(metric, c.op, c.bound, c.unit).resolved(units[metric])
-        )
-    for o in resolved_objectives:
-        if o.limit is not None:
-            op = "<=" if o.sign > 0 else ">="
-            resolved_constraints.append(Constraint(o.metric, op, o.limit, units[o.metric]))
-    return resolved_objectives, resolved_constraints

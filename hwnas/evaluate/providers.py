@@ -34,7 +34,8 @@ def _table(config: RunConfig, space: SearchSpace, shape: Shape) -> MetricProvide
         return None
     from hwnas.evaluate.table import TableProvider, TabularBenchmark
 
-    return TableProvider(TabularBenchmark(path=config.benchmark, space=space))
+    bad_cells = str(config.profiling.get("bad_cells", "error"))
+    return TableProvider(TabularBenchmark(path=config.benchmark, space=space, bad_cells=bad_cells))
 
 
 def _training(config: RunConfig, space: SearchSpace, shape: Shape) -> MetricProvider | None:

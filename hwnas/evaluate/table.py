@@ -22,14 +22,29 @@ from hwnas.types import Candidate, Genotype, Measurement
 
 # Column names that hold the architecture in a CSV / Parquet table, in order of preference.
 KEY_COLUMNS = ("arch_str", "arch", "architecture", "genotype", "spec", "key")
+#: What a bad metric cell (empty, NaN, inf, not a number) does: stop with an error naming the
+#: row and column, or make every query of that row's metric a FAILED trial.
+BAD_CELLS = ("error", "fail")
 
 
 class TabularBenchmark:
     """An in-memory table: canonical genotype text -> numeric metrics."""
 
-    def __init__(self, *, path: str | Path, space: SearchSpace, key_column: str | None = None):
+    def __init__(
+        self,
+        *,
+        path: str | Path,
+        space: SearchSpace,
+        key_column: str | None = None,
+        bad_cells: str = "error",
+    ):
+        if bad_cells not in BAD_CELLS:
+            raise BenchmarkError(
+                f"unknown --bad-cells '{bad_cells}'; choose one of: {', '.join(BAD_CELLS)}"
+            )
         self.path = Path(path)
         self.space = space
+        self.bad_cells = bad_cells
         records, self.key_column = _read_table(self.path, key_column)
         self.columns = _numeric_columns(records)
         if not self.columns:
@@ -39,8 +54,27 @@ class TabularBenchmark:
             )
         self._rows: dict[str, tuple[float, ...]] = {}
         self._index = {c: i for i, c in enumerate(self.columns)}
-        for spec, record in records:
-            self._rows[spec] = tuple(_number(record.get(c)) for c in self.columns)
+        self._bad: dict[tuple[str, str], str] = {}  # (spec, column) -> what is wrong
+        for row, (spec, record) in enumerate(records, start=1):
+            self._check_key(spec, row)
+            if spec in self._rows:
+                raise BenchmarkError(
+                    f"benchmark '{self.path.name}' lists architecture '{spec}' twice (row {row}); "
+                    "keep one row per architecture"
+                )
+            values = []
+            for column in self.columns:
+                value, problem = _cell(record.get(column))
+                if problem is not None:
+                    if bad_cells == "error":
+                        raise BenchmarkError(
+                            f"benchmark '{self.path.name}' row {row} ('{spec}'), column "
+                            f"'{column}': {problem}; fix the table, or pass --bad-cells fail to "
+                            "make such architectures FAILED trials"
+                        )
+                    self._bad[(spec, column)] = problem
+                values.append(value)
+            self._rows[spec] = tuple(values)
         self._check_keys_fit_space()
         self.units = {c: infer_unit(c) for c in self.columns}
 
@@ -60,6 +94,14 @@ class TabularBenchmark:
             raise BenchmarkError(
                 f"architecture '{genotype.spec}' is not in benchmark '{self.path.name}'"
             )
+        metrics = list(metrics)
+        for m in metrics:
+            problem = self._bad.get((genotype.spec, m))
+            if problem is not None:
+                raise BenchmarkError(
+                    f"benchmark '{self.path.name}' has no valid '{m}' for '{genotype.spec}' "
+                    f"({problem})"
+                )
         return {
             m: Measurement(m, row[self._index[m]], self.units[m], device=f"table:{self.path.name}")
             for m in metrics
@@ -70,9 +112,16 @@ class TabularBenchmark:
         i = self._index[metric]
         return [row[i] for row in self._rows.values()]
 
+    def _check_key(self, spec: str, row: int) -> None:
+        if not spec or not spec.isprintable():
+            raise BenchmarkError(
+                f"benchmark '{self.path.name}' row {row}: the architecture {spec!r} is empty or "
+                "holds control characters; fix the table"
+            )
+
     def _check_keys_fit_space(self) -> None:
-        """Fail early when the table's keys are not this space's canonical form."""
-        for spec in list(self._rows)[:5]:
+        """Every key must be an architecture of the space (then made canonical)."""
+        for spec in self._rows:
             try:
                 canonical = self.space.parse(spec).spec
             except HwnasError as exc:
@@ -86,15 +135,23 @@ class TabularBenchmark:
 
     def _canonicalise_keys(self) -> None:
         rows: dict[str, tuple[float, ...]] = {}
+        bad: dict[tuple[str, str], str] = {}
         for spec, row in self._rows.items():
             try:
-                rows[self.space.parse(spec).spec] = row
+                canonical = self.space.parse(spec).spec
             except HwnasError as exc:
                 raise BenchmarkError(
                     f"benchmark '{self.path.name}' has key '{spec}' that space "
                     f"'{self.space.name}' cannot read: {exc}"
                 ) from None
-        self._rows = rows
+            if canonical in rows:
+                raise BenchmarkError(
+                    f"benchmark '{self.path.name}' lists architecture '{canonical}' twice "
+                    f"(as '{spec}' and another spelling); keep one row per architecture"
+                )
+            rows[canonical] = row
+            bad.update({(canonical, c): p for (s, c), p in self._bad.items() if s == spec})
+        self._rows, self._bad = rows, bad
 
 
 def _read_table(path: Path, key_column: str | None) -> tuple[list[tuple[str, dict]], str]:
@@ -168,26 +225,31 @@ def _rows_with_key(
     return [(str(row[key_column]), row) for row in rows], key_column
 
 
-def _number(value: Any) -> float:
-    if value is None or value == "":
-        return math.nan
+def _cell(value: Any) -> tuple[float, str | None]:
+    """A metric cell's value, and what is wrong with it (None when it is a finite number)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return math.nan, "the cell is empty"
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return math.nan, f"{value!r} is not a number"
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
-        return math.nan
+        return math.nan, f"{str(value)[:40]!r} is not a number"
+    if not math.isfinite(number):
+        return number, f"{value!r} is not a finite number"
+    return number, None
 
 
 def _numeric_columns(records: Sequence[tuple[str, Mapping[str, Any]]]) -> list[str]:
-    """Columns whose values are numbers in the first rows (strings and lists are skipped)."""
+    """Columns whose values are mostly numbers in the first rows (text and lists are skipped;
+    a stray bad cell in a numeric column is reported when the rows are read)."""
     sample = [r for _, r in records[:50]]
     if not sample:
         return []
     columns: list[str] = []
     for column in sample[0]:
-        values = [r.get(column) for r in sample]
-        if all(_is_number(v) for v in values if v not in (None, "")) and any(
-            v not in (None, "") for v in values
-        ):
+        given = [v for v in (r.get(column) for r in sample) if v not in (None, "")]
+        if given and 2 * sum(_is_number(v) for v in given) > len(given):
             columns.append(column)
     return columns
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -89,8 +90,35 @@ class DeviceGate:
                 _unlock(turnstile)
 
     def _open(self, role: str) -> IO[bytes]:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        return open(self.directory / f"{self.name}.{role}.lock", "ab")
+        return os.fdopen(open_lock_file(self.directory, f"{self.name}.{role}.lock"), "ab")
+
+
+def open_lock_file(directory: Path, name: str) -> int:
+    """A descriptor of lock file ``name`` in ``directory``, safe in a shared temporary directory.
+
+    The directory is created owner-only and must belong to this user and not be writable by
+    others (another user could otherwise plant files in it); the lock file is opened with
+    ``O_NOFOLLOW``, so a planted symlink is refused instead of appended to.
+    """
+    from hwnas.errors import DeviceError
+
+    with contextlib.suppress(FileExistsError):
+        directory.mkdir(mode=0o700, parents=True)
+    info = os.lstat(directory)
+    uid = os.getuid() if hasattr(os, "getuid") else info.st_uid
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != uid or info.st_mode & 0o022:
+        raise DeviceError(
+            f"device gate directory '{directory}' is not a directory of this user writable only "
+            "by it; remove it or set HWNAS_GATE_DIR to a private directory"
+        )
+    flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        return os.open(directory / name, flags | getattr(os, "O_CLOEXEC", 0), 0o600)
+    except OSError as exc:
+        raise DeviceError(
+            f"cannot open device gate lock '{directory / name}' ({exc.strerror}); a symlink "
+            "there is refused: remove it"
+        ) from None
 
 
 @contextlib.contextmanager

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+import hwnas.rundir as rundir
 from hwnas._version import __version__
 from hwnas.errors import ConfigError, HwnasError
 from hwnas.export.files import (
@@ -66,7 +67,7 @@ OPSET = 17
 RANDOM_INPUTS = 32
 VALIDATION_SAMPLES = 256
 CALIBRATION_SAMPLES = 128
-EXPORTS = "exports"
+EXPORTS = rundir.EXPORTS
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
 
 
@@ -95,7 +96,7 @@ def export_run(
     arguments raise :class:`ConfigError`, a missing run :class:`RunError`.
     """
     from hwnas.export.source import RunSource
-    from hwnas.results import open_run
+    from hwnas.results import read_run
     from hwnas.selection import parse_selection
 
     selection = parse_selection(select)
@@ -105,7 +106,7 @@ def export_run(
         if value < 0:
             raise ConfigError(f"the number of {what} must be at least 0, not {value}")
     run_dir = Path(run_dir)
-    run = open_run(run_dir)
+    run = read_run(run_dir)
     chosen = choose_trials(run, selection, constraints)
     source = RunSource(run_dir, run.config)
     profile, note = source.profile(device)
@@ -124,6 +125,8 @@ def export_run(
             "weights": built.weights,
             "metrics": {k: value_json(m) for k, m in sorted(trial.measurements.items())},
         }
+        if source.data_note is not None:
+            info["data_note"] = source.data_note
         results.append(
             export_model(
                 built.model,
@@ -151,8 +154,8 @@ def choose_trials(
     run: SearchResult, selection: Selection, constraints: Sequence[str] = ()
 ) -> list[Trial]:
     """The run's trials ``selection`` picks; extra ``constraints`` narrow the front first."""
-    from hwnas.evaluate.evaluator import resolve_objectives
     from hwnas.objectives.base import parse_constraint
+    from hwnas.objectives.resolve import resolve_objectives
     from hwnas.results import compute_front
     from hwnas.selection import select_trials
 

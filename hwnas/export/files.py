@@ -14,7 +14,7 @@ import numpy as np
 
 from hwnas._version import __version__
 from hwnas.export.verify import exporter_of, opset_of
-from hwnas.files import atomic_write
+from hwnas.rundir import write_unit
 from hwnas.types import Measurement
 
 __all__ = [
@@ -132,33 +132,34 @@ def now() -> str:
 def write_export(
     out_dir: Path, name: str, record: dict[str, Any], onnx: bytes | None, int8: bytes | None
 ) -> ExportResult:
-    """Write a passed export's files (or a failed one's JSON), removing stale counterparts."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write a passed export's files (or a failed one's JSON) as one unit (see
+    :func:`hwnas.rundir.write_unit`: the JSON is written last and removed first, so a kill never
+    leaves a JSON describing other files), removing stale counterparts and temporaries."""
+    out_dir = Path(out_dir)
+    # Records first: a record is removed before the files it describes (see write_unit).
     paths = {
-        "onnx": out_dir / f"{name}.onnx",
-        "int8": out_dir / f"{name}.int8.onnx",
         "json": out_dir / f"{name}.json",
         "failed": out_dir / f"{name}.failed.json",
+        "onnx": out_dir / f"{name}.onnx",
+        "int8": out_dir / f"{name}.int8.onnx",
     }
     passed = onnx is not None
+    files: dict[str, bytes | None] = {p.name: None for p in paths.values()}
     if passed:
-        atomic_write(paths["onnx"], onnx)
+        files[paths["onnx"].name] = onnx
         if int8 is not None:
-            atomic_write(paths["int8"], int8)
+            files[paths["int8"].name] = int8
             record["int8"]["file"] = paths["int8"].name
-        stale = [paths["failed"]] + ([paths["int8"]] if int8 is None else [])
         json_path = paths["json"]
     else:
-        stale = [paths["onnx"], paths["int8"], paths["json"]]
         json_path = paths["failed"]
         if "onnx" in record:
             record["onnx"]["file"] = None  # exported, but not written: it failed verification
     ordered = {k: record[k] for k in _ORDER if k in record}
     ordered.update((k, v) for k, v in record.items() if k not in ordered)
     text = json.dumps(_jsonable(ordered), indent=2, allow_nan=False) + "\n"
-    atomic_write(json_path, text.encode())
-    for path in stale:
-        path.unlink(missing_ok=True)
+    files[json_path.name] = text.encode()
+    write_unit(out_dir.parent, out_dir.name, files, commit=json_path.name)
     verification = record["verification"]
     return ExportResult(
         name=name,

@@ -33,6 +33,7 @@ from hwnas.export.verify import (
     first_line,
     run_session,
 )
+from hwnas.rundir import TMP_PREFIX, open_dir
 
 __all__ = ["INT8_SETTINGS", "int8_report", "quantize_int8", "temporary_dir"]
 
@@ -111,8 +112,9 @@ def _quiet_logging() -> Iterator[None]:
 
 def temporary_dir(parent: Path) -> Any:
     """A scratch directory inside ``parent`` (the run's exports/), removed afterwards."""
-    parent.mkdir(parents=True, exist_ok=True)
-    return tempfile.TemporaryDirectory(dir=parent, prefix=".tmp-")
+    with open_dir(parent.parent, parent.name):  # refuses exports/ as a symlink out of the run
+        pass
+    return tempfile.TemporaryDirectory(dir=parent, prefix=TMP_PREFIX)
 
 
 def int8_report(

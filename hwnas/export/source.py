@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+import hwnas.rundir as rundir
 from hwnas.errors import RunError
 from hwnas.types import Genotype, Trial
 
@@ -52,6 +53,8 @@ class RunSource:
         self.config = config
         self._space: SearchSpace | None = None
         self._data: DatasetSplits | None = None
+        #: Why the run's dataset could not be used (None when it could, or there is none).
+        self.data_note: str | None = None
 
     @property
     def space(self) -> SearchSpace:
@@ -64,14 +67,21 @@ class RunSource:
     @property
     def data(self) -> DatasetSplits | None:
         """The run's dataset with the run's splits, or None for a run on a table."""
-        if self.config.dataset and self._data is None:
+        if self.config.dataset and self._data is None and self.data_note is None:
+            from hwnas.errors import HwnasError
             from hwnas.training.provider import TrainingProvider
 
-            self._data = TrainingProvider.from_config(self.config, self.space).data
+            try:
+                self._data = TrainingProvider.from_config(self.config, self.space).data
+            except HwnasError as exc:  # gone or offline: verify on random inputs only
+                self.data_note = (
+                    f"the run's dataset is not available here ({exc}); verified on random "
+                    "inputs only, int8 calibrated on random inputs"
+                )
         return self._data
 
     def weights_path(self, trial: int) -> Path:
-        return self.run_dir / "weights" / f"trial-{trial:05d}.safetensors"
+        return self.run_dir / rundir.weights_file(trial)
 
     # -- networks -----------------------------------------------------------------------
     def build(self, trial: Trial) -> BuiltModel:
@@ -85,15 +95,32 @@ class RunSource:
         from hwnas.training.weights import load_weights
 
         state, meta = load_weights(path)
-        genotype = Genotype.from_json(meta["genotype"]) if "genotype" in meta else trial.genotype
+        try:  # metadata from a file someone may have replaced: checked before use
+            genotype = (
+                Genotype.from_json(meta["genotype"]) if "genotype" in meta else trial.genotype
+            )
+            _ = [int(v) for v in meta.get("input_shape") or []]
+            _ = [int(meta[k]) for k in ("num_classes", "in_channels") if k in meta]
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise RunError(
+                f"the metadata of {path} is unreadable ({type(exc).__name__}: {exc}); delete the "
+                "file or train the trial again"
+            ) from None
         if genotype != trial.genotype:
             raise RunError(
                 f"{path} holds the weights of {genotype.key()}, not of trial {trial.number} "
                 f"({trial.genotype.key()}); the run directory is inconsistent"
             )
-        num_classes = int(meta.get("num_classes", self._dataset_shape()[1]))
-        in_channels = int(meta.get("in_channels", self._dataset_shape()[0][0]))
-        shape = tuple(int(v) for v in meta.get("input_shape", self._dataset_shape()[0]))
+        # The weights file describes its network; the dataset is only asked when it does not
+        # (so a run whose dataset is gone still exports).
+        num_classes = int(
+            meta["num_classes"] if "num_classes" in meta else self._dataset_shape()[1]
+        )
+        in_channels = int(
+            meta["in_channels"] if "in_channels" in meta else self._dataset_shape()[0][0]
+        )
+        given = meta["input_shape"] if "input_shape" in meta else self._dataset_shape()[0]
+        shape = tuple(int(v) for v in given)
         model = self._network(genotype, num_classes, in_channels)
         try:
             model.load_state_dict(state)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hwnas.devices import DeviceProfile, fingerprint
-from hwnas.errors import ConfigError, DeviceError
+from hwnas.errors import ConfigError, DeviceError, HwnasError
 from hwnas.files import atomic_write
 from hwnas.types import Genotype, Measurement
 
@@ -313,7 +313,7 @@ class LatencyTable:
 
         path = Path(path)
         data = read_document(
-            path, "latency table", LUT_FORMAT, "rebuild it with `hwnas devices lut`"
+            path, "latency table", LUT_FORMAT, "rebuild it with `hwnas devices lut --rebuild`"
         )
         try:
             if space is None:
@@ -331,8 +331,11 @@ class LatencyTable:
                 input_shape=data.get("input_shape"),
                 meta=meta,
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise DeviceError(f"latency table '{path}' is malformed: {exc!r}") from None
+        except (KeyError, TypeError, ValueError, AttributeError, HwnasError) as exc:
+            raise DeviceError(
+                f"latency table '{path}' is malformed ({type(exc).__name__}: {exc}); rebuild it "
+                "with `hwnas devices lut --rebuild` (same --device and --space)"
+            ) from None
         table.meta["path"] = str(path)
         return table
 

@@ -43,7 +43,11 @@ def resolve_model(
     default_shape: Sequence[int] = (3, 224, 224),
 ) -> ModelRef:
     """The model named by ``text``; ConfigError with the accepted forms otherwise."""
+    if num_classes is not None and num_classes < 1:
+        raise ConfigError(f"--num-classes must be at least 1, not {num_classes}")
     shape = tuple(int(v) for v in input_shape) if input_shape else None
+    if shape is not None and any(v < 1 for v in shape):
+        raise ConfigError(f"every input dimension must be at least 1, not {list(shape)}")
     if text.lower().endswith(".onnx"):
         path = Path(text).expanduser()
         if not path.is_file():
@@ -101,6 +105,8 @@ def profile_model(
     repeats: int | None = None,
 ) -> dict[str, Measurement]:
     """Every requested metric (default: all this device can give) as Measurements."""
+    if repeats is not None and repeats < 1:
+        raise ConfigError(f"--repeats must be at least 1 timed run, not {repeats}")
     wanted = list(metrics or METRICS)
     unknown = [m for m in wanted if m not in METRICS]
     if unknown:
@@ -185,7 +191,11 @@ def _profile_onnx(
             f"an .onnx file runs on onnxruntime devices only, not on '{profile.name}' "
             f"({profile.runtime}); use e.g. --device ort-cpu"
         )
-    proto = onnx.load(str(ref.onnx_path))
+    try:
+        proto = onnx.load(str(ref.onnx_path))
+    except Exception as exc:  # noqa: BLE001 - protobuf and onnx raise many types for bad files
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"'{ref.onnx_path}' is not a readable ONNX model ({reason})") from None
     results: dict[str, Measurement] = {}
     # Weights are the floating-point initializers (shapes and indices are int64 constants).
     floats = {

@@ -12,7 +12,7 @@ from hwnas.registry import Registry
 from hwnas.search.base import Strategy
 from hwnas.spaces.base import SearchSpace
 
-__all__ = ["STRATEGIES", "Strategy", "make_strategy"]
+__all__ = ["STRATEGIES", "Strategy", "make_strategy", "max_objectives"]
 
 STRATEGIES: Registry[type[Strategy]] = Registry("strategy")
 STRATEGIES.add("random", "hwnas.search.random:RandomSearch", "uniform random sampling (baseline)")
@@ -59,6 +59,11 @@ STRATEGIES.add(
     "hwnas.search.supernet.strategies:SNASSearch",
     "SNAS stochastic relaxation, per-layer cost",
 )
+
+
+def max_objectives(name: str) -> int | None:
+    """How many objectives strategy ``name`` optimises (None: any number)."""
+    return getattr(STRATEGIES.get(name), "max_objectives", None)
 
 
 def make_strategy(

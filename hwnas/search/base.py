@@ -56,6 +56,8 @@ class Strategy(abc.ABC):
     name: ClassVar[str]
     #: Candidates the runner asks for at once when the executor has room.
     batch_size: ClassVar[int] = 1
+    #: How many objectives the strategy optimises (None: any number).
+    max_objectives: ClassVar[int | None] = None
 
     def __init__(
         self,

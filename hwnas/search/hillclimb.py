@@ -27,6 +27,7 @@ class HillClimb(Strategy):
 
     name = "hillclimb"
     batch_size = 8
+    max_objectives = 1
 
     def __init__(
         self,

@@ -158,7 +158,8 @@ class NSGA2Search(Strategy):
 
     def _start_generation(self) -> None:
         infills = self._algorithm.ask()
-        self._generation = [str(x[0]) for x in infills.get("X")]
+        # pymoo returns None when mating finds no new offspring: the runner stops (exhausted).
+        self._generation = [] if infills is None else [str(x[0]) for x in infills.get("X")]
         self._handed_out = 0
         self._results = {}
         if not self._generation:

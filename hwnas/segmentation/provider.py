@@ -105,6 +105,7 @@ class SegmentationProvider(MetricProvider):
             {"genotype": genotype.to_json(), "trial": ctx.trial, "epochs": epochs,
              "task": "segmentation", "dataset": self.data.name,
              "num_classes": self.num_classes, "input_shape": list(self.input_shape)},
+            root=ctx.run_dir,
         )  # fmt: skip
         env = {"dataset": self.data.name, "split": "val", "epochs": epochs, "seed": ctx.seed,
                "per_class_iou": per_class, "transfer": transfer.get("kind")}  # fmt: skip

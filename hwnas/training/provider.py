@@ -173,6 +173,7 @@ class TrainingProvider(MetricProvider):
                 "in_channels": self.input_shape[0],
                 **data.describe(),
             },
+            root=ctx.run_dir,
         )
         env = {
             **result.env(),

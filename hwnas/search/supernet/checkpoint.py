@@ -9,8 +9,8 @@ from the previous epoch. Older epochs are deleted once the new one is in place.
 
 from __future__ import annotations
 
+import io
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,9 +49,9 @@ def save_checkpoint(directory: Path, checkpoint: Checkpoint) -> Path:
         for layer, logits in enumerate(head):
             tensors[f"theta.{h}.{layer}"] = logits.detach()
     save_weights(tensors_path, tensors, {"epoch": checkpoint.epoch, **checkpoint.meta})
-    tmp = optim_path.with_name(optim_path.name + ".tmp")
-    torch.save(checkpoint.optim, tmp)
-    os.replace(tmp, optim_path)
+    buffer = io.BytesIO()
+    torch.save(checkpoint.optim, buffer)
+    atomic_write(optim_path, buffer.getvalue())  # random temporary name, never a symlink
     latest = directory / LATEST
     atomic_write(
         latest,
@@ -94,5 +94,12 @@ def load_checkpoint(directory: Path, *, fingerprint: str) -> Checkpoint | None:
         else:
             model[name] = tensor
     heads = [[layers[i] for i in sorted(layers)] for _, layers in sorted(theta.items())]
-    optim = torch.load(optim_path, map_location="cpu", weights_only=True)
+    try:
+        optim = torch.load(optim_path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a refused pickle, a truncated or foreign file
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise RunError(
+            f"supernet checkpoint '{optim_path}' is unreadable or holds more than tensors and "
+            f"numbers ({reason[:200]}); delete '{directory}' to train the supernet afresh"
+        ) from None
     return Checkpoint(epoch, model, heads, optim, meta)

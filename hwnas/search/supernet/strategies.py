@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import hwnas.rundir as rundir
 from hwnas.errors import ConfigError, DeviceError
 from hwnas.objectives.base import Constraint, Objective
 from hwnas.search.base import Strategy
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["DARTSSearch", "FBNetSearch", "SNASSearch", "SqueezeNASSearch", "SupernetStrategy"]
 
 #: Where the strategy keeps its files, relative to the run directory.
-STRATEGY_DIR = "strategy"
+STRATEGY_DIR = rundir.STRATEGY
 TRANSFER_KIND = "supernet"
 
 
@@ -194,7 +195,11 @@ class SupernetStrategy(Strategy):
 
     def _dir(self) -> Path:
         assert self.resources.checkpoint_dir is not None
-        return Path(self.resources.checkpoint_dir)
+        # Created here, and refused when a planted symlink would lead out of the run.
+        checkpoints = Path(self.resources.checkpoint_dir)
+        with rundir.open_dir(checkpoints.parent, f"{checkpoints.name}/supernet"):
+            pass
+        return checkpoints
 
     def _task(self) -> tuple[SupernetTask, Any, Any]:
         """The task, its training device and training settings, from the run's providers."""
@@ -348,6 +353,7 @@ class SupernetStrategy(Strategy):
             Path(self.resources.checkpoint_dir) / "weights" / f"{genotype.digest()}.safetensors",
             state,
             {"genotype": genotype.to_json(), "source": "supernet", "epochs": trainer.epoch},
+            root=Path(self.resources.checkpoint_dir).parent,
         )
         return Candidate(genotype, transfer={"kind": TRANSFER_KIND, "weights": relative}, info=info)
 
