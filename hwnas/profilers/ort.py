@@ -190,7 +190,14 @@ def measure_onnx_latencies(
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[Measurement]:
-    """Latency (ms per batch) of each ONNX model (bytes or path), measured interleaved."""
+    """Latency (ms per batch) of each ONNX model (bytes or path), measured interleaved (on
+    the boards of a ``remote`` profile: :mod:`hwnas.profilers.remote`)."""
+    if profile.runtime == "remote":
+        from hwnas.profilers.remote import measure_remote
+
+        return measure_remote(
+            onnx_models, profile, input_shape, repeats=repeats, seed=seed, progress=progress
+        )
     workloads = [OrtWorkload(m, input_shape, profile=profile) for m in onnx_models]
     shape = input_shape if input_shape is not None else workloads[0].shape[1:]
     timer = "thread_time" if profile.clock == "thread" else "perf_counter"
