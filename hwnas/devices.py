@@ -1,8 +1,8 @@
 """Device profiles: where and how hardware cost is measured, read from TOML files.
 
 A profile names a runtime (``torch``, ``onnxruntime``, ``remote`` or ``table``), a device
-(``cpu`` or ``cuda``), and the measurement protocol: threads, batch size, warm-up and repeats. The built-in
-profiles live in ``device_profiles/`` (shipped as the package ``hwnas.device_profiles``); any
+(``cpu`` or ``cuda``), and the measurement protocol: threads, batch size, warm-up and repeats.
+The built-in profiles live in ``device_profiles/`` (shipped as the package ``hwnas.device_profiles``); any
 other TOML file is loaded by its path.
 
 This module never imports torch at import time: listing devices must be instant. Availability
@@ -113,7 +113,7 @@ class DeviceProfile:
         if self.runtime == "remote":
             boards = f"{len(self.servers)} board{'s' * (len(self.servers) != 1)}"
             providers = "+".join(p.removesuffix("ExecutionProvider") for p in self.providers)
-            return f"{self.name} (remote onnxruntime {providers}, {boards}, batch {self.batch_size})"
+            return f"{self.name} (remote {providers}, {boards}, batch {self.batch_size})"
         threads = f"{self.threads} thread{'s' * (self.threads != 1)}"
         what = self.runtime
         if self.providers:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -64,19 +63,17 @@ class RemoteBoard:
         headers = {"Content-Type": "application/octet-stream"} if body is not None else {}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
-        request = urllib.request.Request(
-            self.url + path, data=body, headers=headers, method=method
-        )
+        request = urllib.request.Request(self.url + path, data=body, headers=headers, method=method)
         try:
             with urllib.request.urlopen(request, timeout=timeout or self.timeout) as answer:
                 data = answer.read()
         except urllib.error.HTTPError as exc:
             raise self._http_error(exc) from None
         except (
+            TimeoutError,
             urllib.error.URLError,
             http.client.HTTPException,
             ConnectionError,
-            socket.timeout,
             OSError,
         ) as exc:
             reason = getattr(exc, "reason", exc)
@@ -84,11 +81,14 @@ class RemoteBoard:
         try:
             parsed = json.loads(data)
         except ValueError:
-            raise BoardUnreachable(f"{self.url}: the answer is not JSON (not a device server?)")
-        if not isinstance(parsed, dict) or parsed.get("protocol") != PROTOCOL:
+            raise BoardUnreachable(
+                f"{self.url}: the answer is not JSON (not a device server?)"
+            ) from None
+        version = parsed.get("protocol") if isinstance(parsed, dict) else None
+        if version != PROTOCOL:
             raise BoardRejected(
-                f"{self.url} speaks protocol {parsed.get('protocol') if isinstance(parsed, dict) else '?'}"
-                f", not {PROTOCOL}: install the same hwnas version on the board and the host"
+                f"{self.url} speaks protocol {version}, not {PROTOCOL}: install the same hwnas "
+                "version on the board and the host"
             )
         return parsed
 

@@ -57,6 +57,7 @@ class BoardPool:
         self._dead: dict[str, tuple[float, str]] = {}  # url -> (since, reason)
         self._infos: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
+        self._next = 0  # the board the next batch tries first: single models take turns
 
     # -- boards -----------------------------------------------------------------------------
     def probe(self) -> dict[str, dict[str, Any]]:
@@ -147,7 +148,7 @@ class BoardPool:
             while pending or running:
                 now = time.monotonic()
                 in_use = {board.url for board, _ in running.values()}
-                for board in self.boards:
+                for board in self._rotation():
                     if not pending:
                         break
                     if board.url in in_use or backoff.get(board.url, 0) > now:
@@ -191,12 +192,20 @@ class BoardPool:
                     if not isinstance(got, list) or len(got) != len(chunk):
                         raise DeviceError(f"{board.url} answered with a malformed result")
                     results.append(
-                        ChunkResult(tuple(chunk), tuple(got), dict(answer.get("env", {})), board.url)
+                        ChunkResult(
+                            tuple(chunk), tuple(got), dict(answer.get("env", {})), board.url
+                        )
                     )
                     done += len(chunk)
                     if progress is not None:
                         progress(done, total)
         return results
+
+    def _rotation(self) -> list[RemoteBoard]:
+        with self._lock:
+            start = self._next % len(self.boards)
+            self._next += 1
+        return self.boards[start:] + self.boards[:start]
 
     def _all_dead(self) -> DeviceError:
         reasons = "; ".join(reason for _, reason in self._dead.values())

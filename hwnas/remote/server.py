@@ -89,7 +89,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = f"{SERVER_NAME}/{PROTOCOL}"
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib's name
+    def log_message(self, format: str, *args: Any) -> None:
         sys.stderr.write(f"{self.address_string()} {format % args}\n")
 
     # -- answers ----------------------------------------------------------------------------
@@ -123,7 +123,7 @@ class _Handler(BaseHTTPRequestHandler):
         return False
 
     # -- endpoints --------------------------------------------------------------------------
-    def do_GET(self) -> None:  # noqa: N802 - stdlib's name
+    def do_GET(self) -> None:
         if self.path == "/v1/health":
             self._json(
                 200,
@@ -137,7 +137,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._error(404, f"no endpoint {self.path}; see /v1/health", "not_found")
 
-    def do_POST(self) -> None:  # noqa: N802 - stdlib's name
+    def do_POST(self) -> None:
         if self.path != "/v1/measure":
             self._error(404, f"no endpoint {self.path}; POST /v1/measure", "not_found")
             return
