@@ -2,8 +2,8 @@
 
 A profile names a runtime (``torch``, ``onnxruntime``, ``remote`` or ``table``), a device
 (``cpu`` or ``cuda``), and the measurement protocol: threads, batch size, warm-up and repeats.
-The built-in profiles live in ``device_profiles/`` (shipped as the package ``hwnas.device_profiles``); any
-other TOML file is loaded by its path.
+The built-in profiles live in ``device_profiles/`` (shipped as the package
+``hwnas.device_profiles``); any other TOML file is loaded by its path.
 
 This module never imports torch at import time: listing devices must be instant. Availability
 checks import torch or onnxruntime lazily, only for the profiles that need them.
