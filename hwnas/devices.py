@@ -290,7 +290,7 @@ def _parse(text: str, *, source: str, default_name: str) -> DeviceProfile:
     if runtime != "table" and "table" in values:
         raise bad("table", f"is only for runtime 'table', not '{runtime}'")
     if runtime == "remote" and not values.get("servers"):
-        raise bad("servers", 'is required for runtime \'remote\', e.g. ["http://10.0.0.7:8470"]')
+        raise bad("servers", "is required for runtime 'remote', e.g. [\"http://10.0.0.7:8470\"]")
     if runtime != "remote" and "servers" in values:
         raise bad("servers", f"is only for runtime 'remote', not '{runtime}'")
     return DeviceProfile(**values)
