@@ -18,6 +18,7 @@ from pathlib import Path
 from hwnas.remote.client import BoardUnreachable, RemoteBoard
 
 REPO = Path(__file__).resolve().parents[2]
+MACRO_JSON = REPO.parent / "shared" / "data" / "nas-bench-macro_cifar10.json"
 
 
 @dataclass
