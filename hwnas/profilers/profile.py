@@ -189,7 +189,10 @@ def _profile_onnx(
             f"an .onnx file runs on onnxruntime devices only, not on '{profile.name}' "
             f"({profile.runtime}); use e.g. --device ort-cpu"
         )
-    proto = onnx.load(str(ref.onnx_path))
+    try:
+        proto = onnx.load(str(ref.onnx_path))
+    except Exception as exc:  # noqa: BLE001 - protobuf raises its own DecodeError
+        raise ConfigError(f"'{ref.onnx_path}' is not an ONNX file onnx can read: {exc}") from None
     results: dict[str, Measurement] = {}
     # Weights are the floating-point initializers (shapes and indices are int64 constants).
     floats = {

@@ -52,10 +52,17 @@ def _first_line(process: subprocess.Popen[str], timeout: float) -> str:
     return process.stdout.readline()
 
 
-def start_server(*args: str, name: str = "board-a", token: str | None = None) -> Server:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+def start_server(
+    *args: str,
+    name: str = "board-a",
+    token: str | None = None,
+    python: str = sys.executable,
+    pythonpath: Path = REPO,
+) -> Server:
+    """A device server run by ``python`` with ``pythonpath``; returns once it answers."""
+    env = {**os.environ, "PYTHONPATH": str(pythonpath), "OMP_NUM_THREADS": "1"}
     env.pop("HWNAS_DEVICE_TOKEN", None)
-    command = [sys.executable, "-m", "hwnas.remote", "--port", "0", "--name", name, *args]
+    command = [python, "-m", "hwnas.remote", "--port", "0", "--name", name, *args]
     if token:
         command += ["--token", token]
     process = subprocess.Popen(
