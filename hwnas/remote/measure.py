@@ -125,14 +125,17 @@ class _Workload:
             raise MeasureError(
                 f"model {index} is not an ONNX model onnxruntime can load: {first[:300]}"
             ) from None
-        meta = self.session.get_inputs()[0]
-        shape = _shape(index, meta.shape, s["input_shape"], s["batch_size"])
+        inputs = self.session.get_inputs()
         on_gpu = any(p in ("CUDAExecutionProvider", "TensorrtExecutionProvider") for p in providers)
         where = "cuda" if on_gpu else "cpu"
-        x = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
         self.binding = self.session.io_binding()
-        self._input = ort.OrtValue.ortvalue_from_numpy(x, where, 0)
-        self.binding.bind_ortvalue_input(meta.name, self._input)
+        if inputs:
+            shape = _shape(index, inputs[0].shape, s["input_shape"], s["batch_size"])
+            x = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
+            self._input = ort.OrtValue.ortvalue_from_numpy(x, where, 0)
+            self.binding.bind_ortvalue_input(inputs[0].name, self._input)
+        else:  # the output ignores the input (the exporter dropped it)
+            shape = (s["batch_size"], *(s["input_shape"] or ()))
         for output in self.session.get_outputs():
             self.binding.bind_output(output.name, where, 0)
         self.shape = shape
