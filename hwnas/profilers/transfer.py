@@ -23,6 +23,7 @@ import csv
 import io
 import json
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -281,6 +282,7 @@ def calibrate_transfer(
     Nothing is written when measuring fails."""
     from hwnas.devices import fingerprint, require_available
     from hwnas.files import atomic_write
+    from hwnas.profilers.base import SpreadWarning
     from hwnas.profilers.lut import cache_dir
     from hwnas.profilers.predictor import measure_architectures
 
@@ -293,16 +295,19 @@ def calibrate_transfer(
     genotypes = [Genotype(space.name, known.specs[i]) for i in rows]
     shape = tuple(input_shape or space.input_shape)
     start = time.perf_counter()
-    measured = measure_architectures(
-        genotypes,
-        profile,
-        space=space,
-        num_classes=num_classes,
-        input_shape=shape,
-        repeats=repeats,
-        seed=seed,
-        progress=progress,
-    )
+    with warnings.catch_warnings():
+        # Counted in the record (unstable_measurements), not printed once per architecture.
+        warnings.simplefilter("ignore", SpreadWarning)
+        measured = measure_architectures(
+            genotypes,
+            profile,
+            space=space,
+            num_classes=num_classes,
+            input_shape=shape,
+            repeats=repeats,
+            seed=seed,
+            progress=progress,
+        )
     every = [Genotype(space.name, s) for s in known.specs]
     predictor = TransferPredictor(
         known=known,
@@ -330,6 +335,7 @@ def calibrate_transfer(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "measure_seconds": round(time.perf_counter() - start, 2),
         **predictor.to_json(),
+        "unstable_measurements": sum("warning" in m.env for m in measured),
         "boards": sorted({str(m.env.get("board", m.env.get("cpu", ""))) for m in measured}),
     }
     for entry, m in zip(record["samples"], measured):

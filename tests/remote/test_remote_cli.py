@@ -181,3 +181,33 @@ def test_search_killed_and_resumed_on_a_remote_device(servers, tmp_path: Path, m
         }
     assert total == distinct == done == 8
     assert boards == {"board-a"}
+
+
+def test_calibrate_by_transfer_on_a_board_then_search(servers, tmp_path: Path) -> None:
+    nb201 = MACRO_JSON.parent / "nb201_cifar10_hw.csv"
+    if not nb201.is_file():
+        pytest.skip(f"{nb201} is not present")
+    server = servers(name="board-a")
+    profile = remote_profile(tmp_path, [server.url], name="myboard", repeats=3)
+    out = tmp_path / "nb201_myboard.csv"
+    result = _invoke(
+        "devices", "calibrate", "--device", str(profile), "--space", "nb201",
+        "--samples", "6", "--transfer-from", str(nb201), "--out", str(out), "--no-progress",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "cross-validation over its 6 measurements" in result.stdout
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["column"] == "lat_myboard_ms" and len(record["samples"]) == 6
+    assert {s["board"] for s in record["samples"]} == {"board-a"}
+    assert {"within_10", "kendall_tau", "mape"} <= set(record["fidelity"]["predictor"])
+    header = out.read_text().splitlines()[0].split(",")
+    assert header[0] == "arch_str" and header[-1] == "lat_myboard_ms"
+    assert len(out.read_text().splitlines()) == 15625 + 1
+    # The predicted table is a benchmark: search on accuracy against the board's latency.
+    run = tmp_path / "run"
+    result = _invoke(
+        "search", "--space", "nb201", "--benchmark", str(out),
+        "--objective", "acc_cifar10:max", "--objective", "lat_myboard_ms:min",
+        "--budget", "20", "--out", str(run),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
