@@ -1,5 +1,5 @@
 """Calibration by transfer: a new device's latency for every architecture from a few
-measurements, using what is known about other devices (HELP-style few-shot transfer).
+measurements, using what is known about other devices (the few-shot setting of HELP).
 
 The known devices are the millisecond columns of benchmark tables (HW-NAS-Bench's FPGA,
 Eyeriss, Pixel 3, Raspberry Pi 4 ...) and the outputs of earlier calibrations, which have the
@@ -11,7 +11,8 @@ same form. With ``n`` architectures measured on the new device, a few small mode
 * ``transfer+counts``: both, ridge-regularised,
 * ``loglog`` and ``loglog+counts``: the same in log space (power laws between devices).
 
-The one with the lowest leave-one-out error on the ``n`` measurements is chosen; its own
+The simplest one whose leave-one-out error on the ``n`` measurements is within a standard
+error of the lowest is chosen (the one-standard-error rule); its own
 error is measured by nested cross-validation (the choice is made again without each fold),
 so the stored fidelity is a held-out figure, like :mod:`hwnas.profilers.predictor`'s.
 Everything is a few least-squares fits: no model is stored, the file keeps the measurements.
@@ -47,7 +48,8 @@ __all__ = [
     "op_counts",
 ]
 
-MODELS = ("counts", "transfer", "transfer+counts", "loglog", "loglog+counts")
+#: From the simplest to the richest: on a tie the simpler one is chosen.
+MODELS = ("transfer", "loglog", "counts", "loglog+counts", "transfer+counts")
 #: Models that use no other device: the comparison for what transfer buys.
 NO_TRANSFER = ("counts", "onehot")
 _RIDGE_ALPHAS = np.logspace(-4, 3, 15)
@@ -170,16 +172,18 @@ def _loo(kind: str, train: np.ndarray, measured: np.ndarray, **features: Any) ->
     return out
 
 
-def _mape(predicted: np.ndarray, measured: np.ndarray) -> float:
-    return float(np.mean(np.abs(predicted - measured) / measured))
-
-
 def choose(
     train: np.ndarray, measured: np.ndarray, models: Sequence[str], **features: Any
 ) -> tuple[str, dict[str, float]]:
-    """The model with the lowest leave-one-out MAPE, and every model's."""
-    scores = {k: _mape(_loo(k, train, measured, **features), measured) for k in models}
-    return min(scores, key=scores.__getitem__), scores
+    """The simplest model (in ``models``' order) whose leave-one-out MAPE is within one
+    standard error of the best one's, and every model's MAPE. With 10-20 measurements the
+    scores are noisy: the simpler model generalises better when they tie."""
+    errors = {k: np.abs(_loo(k, train, measured, **features) - measured) / measured for k in models}
+    scores = {k: float(np.mean(e)) for k, e in errors.items()}
+    best = min(scores, key=scores.__getitem__)
+    margin = float(np.std(errors[best], ddof=1) / np.sqrt(len(measured)))
+    chosen = next(k for k in models if scores[k] <= scores[best] + margin)
+    return chosen, scores
 
 
 class TransferPredictor:
