@@ -491,6 +491,8 @@ def _print_profile(ref: Any, profile: Any, results: dict[str, Any]) -> None:
     env = next((m.env for m in results.values() if "fingerprint" in m.env), {})
     if env:
         hw = env.get("cpu") or f"{env.get('gpu')} (driver {env.get('driver')})"
+        if "board" in env:  # a remote device: which board measured it
+            hw = f"board '{env['board']}' at {env.get('server')}: {hw}"
         versions = ", ".join(
             f"{k} {env[k]}" for k in ("torch", "onnxruntime", "python") if k in env
         )
