@@ -156,3 +156,70 @@ def test_remote_profile_measures_through_the_seam(servers, tmp_path: Path) -> No
         warnings.simplefilter("ignore", SpreadWarning)
         (m,) = measure_onnx_latencies(_models(1), profile, (3, 8, 8))
     assert m.env["board"] == "board-a" and m.env["fingerprint"] == fingerprint(profile)
+
+
+def test_trials_fail_with_the_reason_when_the_last_board_dies(servers, tmp_path: Path) -> None:
+    if not MACRO_JSON.is_file():
+        pytest.skip(f"{MACRO_JSON} is not present")
+    a = servers("--simulate-ms", "400", name="board-a")
+    profile = remote_profile(tmp_path, [a.url], name="lonely", repeats=3)
+    board_a = RemoteBoard(a.url, token=None)
+
+    def kill_a_mid_measurement() -> None:
+        while board_a.info()["measured"] < 1 or not board_a.health()["busy"]:
+            pass
+        a.kill()
+
+    killer = threading.Thread(target=kill_a_mid_measurement)
+    killer.start()
+    out = tmp_path / "run"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SpreadWarning)
+        hwnas.api.search(
+            space="macro",
+            benchmark=MACRO_JSON,
+            objectives=["mean_acc:max", "latency"],
+            device=str(profile),
+            budget=5,
+            seed=0,
+            out=out,
+        )
+    killer.join(timeout=60)
+    with sqlite3.connect(out / "hwnas.db") as conn:
+        rows = conn.execute("SELECT state, error FROM trials ORDER BY number").fetchall()
+    states = [s for s, _ in rows]
+    assert len(rows) == 5 and states[0] == "complete" and "failed" in states, rows
+    for state, error in rows:
+        if state == "failed":
+            assert "no server of device 'lonely' is reachable" in error, error
+
+
+def test_process_workers_keep_two_boards_busy(servers, tmp_path: Path) -> None:
+    if not MACRO_JSON.is_file():
+        pytest.skip(f"{MACRO_JSON} is not present")
+    a = servers("--simulate-ms", "1000", name="board-a")
+    b = servers("--simulate-ms", "1000", name="board-b")
+    profile = remote_profile(tmp_path, [a.url, b.url], repeats=3)
+    out = tmp_path / "run"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SpreadWarning)
+        hwnas.api.search(
+            space="macro",
+            benchmark=MACRO_JSON,
+            objectives=["mean_acc:max", "latency"],
+            device=str(profile),
+            budget=6,
+            seed=0,
+            out=out,
+            executor={"kind": "process", "workers": 2},
+        )
+    boards = _measured_by(out / "hwnas.db")
+    assert len(boards) == 6 and set(boards.values()) == {"board-a", "board-b"}
+    with sqlite3.connect(out / "hwnas.db") as conn:
+        spans = dict(
+            (n, (s, f)) for n, s, f in conn.execute("SELECT number, started, finished FROM trials")
+        )
+    on_a = [spans[t] for t, board in boards.items() if board == "board-a"]
+    on_b = [spans[t] for t, board in boards.items() if board == "board-b"]
+    # Evaluations on the two boards overlapped in time (each is dominated by its board's 1 s).
+    assert any(s1 < f2 and s2 < f1 for s1, f1 in on_a for s2, f2 in on_b)
