@@ -411,7 +411,9 @@ def fingerprint(profile: DeviceProfile) -> str:
         key["torch"] = _version("torch")  # builds (and exports) every model
         key["providers"] = list(profile.providers)
         key["provider_options"] = {k: dict(v) for k, v in profile.provider_options.items()}
-        key["board"] = board_identity(profile.servers, profile.token_env, profile.timeout)
+        key["board"] = board_identity(
+            profile.name, profile.servers, profile.token_env, profile.timeout
+        )
     else:
         key["torch"] = _version("torch")  # builds (and exports) every model
         if profile.runtime == "onnxruntime":

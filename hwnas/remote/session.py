@@ -33,9 +33,11 @@ def pool(name: str, servers: Sequence[str], token_env: str, timeout: float) -> B
         return found
 
 
-def board_identity(servers: Sequence[str], token_env: str, timeout: float) -> dict[str, Any]:
+def board_identity(
+    name: str, servers: Sequence[str], token_env: str, timeout: float
+) -> dict[str, Any]:
     """The hardware and onnxruntime version of the pool's boards (the first that answers)."""
-    infos = pool("remote", servers, token_env, timeout).infos()
+    infos = pool(name, servers, token_env, timeout).infos()
     first = infos[sorted(infos)[0]]
     return {k: first.get(k) for k in IDENTITY_KEYS}
 
