@@ -1,9 +1,9 @@
 """Device profiles: where and how hardware cost is measured, read from TOML files.
 
-A profile names a runtime (``torch``, ``onnxruntime`` or ``table``), a device (``cpu`` or
-``cuda``), and the measurement protocol: threads, batch size, warm-up and repeats. The built-in
-profiles live in ``device_profiles/`` (shipped as the package ``hwnas.device_profiles``); any
-other TOML file is loaded by its path.
+A profile names a runtime (``torch``, ``onnxruntime``, ``remote`` or ``table``), a device
+(``cpu`` or ``cuda``), and the measurement protocol: threads, batch size, warm-up and repeats.
+The built-in profiles live in ``device_profiles/`` (shipped as the package
+``hwnas.device_profiles``); any other TOML file is loaded by its path.
 
 This module never imports torch at import time: listing devices must be instant. Availability
 checks import torch or onnxruntime lazily, only for the profiles that need them.
@@ -28,6 +28,7 @@ from typing import Any
 from hwnas.errors import DeviceError
 
 __all__ = [
+    "ONNX_RUNTIMES",
     "ORT_PROVIDERS",
     "RUNTIMES",
     "Availability",
@@ -43,7 +44,10 @@ __all__ = [
     "require_available",
 ]
 
-RUNTIMES = ("torch", "onnxruntime", "table")
+RUNTIMES = ("torch", "onnxruntime", "remote", "table")
+#: Runtimes that measure ONNX files with onnxruntime: here, or on the boards of a ``remote``
+#: profile (device servers, see ``hwnas.remote``).
+ONNX_RUNTIMES = ("onnxruntime", "remote")
 CLOCKS = ("wall", "thread")
 DEVICES = ("cpu", "cuda")
 #: Short provider names accepted in profiles, and the onnxruntime names they stand for.
@@ -71,7 +75,9 @@ class DeviceProfile:
     the measuring thread, which single-threaded CPU inference runs on. It leaves out the time
     other processes hold the core, so it gives the latency of a quiet machine on a busy one.
     ``table`` is the latency table of a ``table`` runtime (a device hwnas cannot run on here),
-    resolved relative to the profile file.
+    resolved relative to the profile file. A ``remote`` runtime measures with onnxruntime on
+    the device servers at ``servers`` (a pool of boards of one kind), sending the token from
+    the environment variable ``token_env``; ``timeout`` is the longest wait for one answer (s).
     """
 
     name: str
@@ -89,6 +95,9 @@ class DeviceProfile:
     max_cv: float = 0.05
     clock: str = "wall"
     table: str | None = None
+    servers: tuple[str, ...] = ()
+    token_env: str = "HWNAS_DEVICE_TOKEN"
+    timeout: float = 300.0
     source: str = ""  # the file the profile was read from
 
     @property
@@ -101,6 +110,10 @@ class DeviceProfile:
         """Short description for tables and logs, e.g. ``cpu (torch, 1 thread, batch 1)``."""
         if self.runtime == "table":
             return f"{self.name} (table {self.table})"
+        if self.runtime == "remote":
+            boards = f"{len(self.servers)} board{'s' * (len(self.servers) != 1)}"
+            providers = "+".join(p.removesuffix("ExecutionProvider") for p in self.providers)
+            return f"{self.name} (remote {providers}, {boards}, batch {self.batch_size})"
         threads = f"{self.threads} thread{'s' * (self.threads != 1)}"
         what = self.runtime
         if self.providers:
@@ -130,6 +143,7 @@ class DeviceProfile:
             "max_cv": self.max_cv,
             "clock": self.clock,
             **({"table": self.table} if self.table else {}),
+            **({"servers": list(self.servers)} if self.servers else {}),
             **({"source": self.source} if self.source else {}),
         }
 
@@ -219,7 +233,7 @@ def _parse(text: str, *, source: str, default_name: str) -> DeviceProfile:
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         raise bad(unknown[0], f"is unknown{hint}; known fields: {', '.join(sorted(known))}")
     values: dict[str, Any] = {"name": default_name, "source": source}
-    for key in ("name", "description", "runtime", "device", "clock", "table"):
+    for key in ("name", "description", "runtime", "device", "clock", "table", "token_env"):
         if key in data:
             if not isinstance(data[key], str) or not data[key].strip():
                 raise bad(key, f"must be a non-empty string, got {data[key]!r}")
@@ -236,6 +250,13 @@ def _parse(text: str, *, source: str, default_name: str) -> DeviceProfile:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
             raise bad("max_cv", f"must be a positive number (0.05 = 5%), got {value!r}")
         values["max_cv"] = float(value)
+    if "timeout" in data:
+        value = data["timeout"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise bad("timeout", f"must be a positive number of seconds, got {value!r}")
+        values["timeout"] = float(value)
+    if "servers" in data:
+        values["servers"] = _servers(data["servers"], bad)
     if "input_shape" in data:
         shape = data["input_shape"]
         if (
@@ -273,12 +294,30 @@ def _parse(text: str, *, source: str, default_name: str) -> DeviceProfile:
         raise bad("table", "is required for runtime 'table' (the latency table's file)")
     if runtime != "table" and "table" in values:
         raise bad("table", f"is only for runtime 'table', not '{runtime}'")
+    if runtime == "remote" and not values.get("servers"):
+        raise bad("servers", "is required for runtime 'remote', e.g. [\"http://10.0.0.7:8470\"]")
+    if runtime != "remote" and "servers" in values:
+        raise bad("servers", f"is only for runtime 'remote', not '{runtime}'")
     return DeviceProfile(**values)
+
+
+def _servers(raw: Any, bad: Any) -> tuple[str, ...]:
+    from hwnas.remote.client import normalize_url
+
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not raw or not all(isinstance(u, str) for u in raw):
+        raise bad("servers", f"must be a list of addresses http://HOST:PORT, got {raw!r}")
+    try:
+        urls = [normalize_url(u) for u in raw]
+    except ValueError as exc:
+        raise bad("servers", str(exc)) from None
+    return tuple(dict.fromkeys(urls))
 
 
 def _providers(data: Mapping[str, Any], runtime: str, device: str, bad: Any) -> tuple[str, ...]:
     raw = data.get("providers", data.get("provider"))
-    if runtime != "onnxruntime":
+    if runtime not in ONNX_RUNTIMES:
         if raw is not None:
             raise bad("providers", f"is only for runtime 'onnxruntime', not '{runtime}'")
         return ()
@@ -371,6 +410,15 @@ def fingerprint(profile: DeviceProfile) -> str:
     }
     if profile.runtime == "table":
         key["table"] = str(profile.table_path())
+    elif profile.runtime == "remote":
+        from hwnas.remote.session import board_identity
+
+        key["torch"] = _version("torch")  # builds (and exports) every model
+        key["providers"] = list(profile.providers)
+        key["provider_options"] = {k: dict(v) for k, v in profile.provider_options.items()}
+        key["board"] = board_identity(
+            profile.name, profile.servers, profile.token_env, profile.timeout
+        )
     else:
         key["torch"] = _version("torch")  # builds (and exports) every model
         if profile.runtime == "onnxruntime":
@@ -408,6 +456,13 @@ def availability(profile: DeviceProfile) -> Availability:
                 "`hwnas devices lut --out FILE`",
             )
         return Availability(True, energy=_table_has_energy(path))
+    if profile.runtime == "remote":
+        from hwnas.remote.session import remote_availability
+
+        usable, reason, notes = remote_availability(
+            profile.name, profile.servers, profile.token_env, profile.timeout, profile.providers
+        )
+        return Availability(usable, reason, notes)
     if _version("torch") is None:
         return Availability(False, "torch is not installed")
     notes: list[str] = []

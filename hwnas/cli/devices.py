@@ -227,6 +227,18 @@ def calibrate(
     repeats: Annotated[int | None, Opt(help="Timed runs per architecture.")] = None,
     seed: Annotated[int, Opt(help="Seed of the architectures and the split.")] = 0,
     progress: Annotated[bool, Opt(help="Show a progress bar.")] = True,
+    transfer_from: Annotated[
+        list[Path] | None,
+        Opt(
+            "--transfer-from",
+            help="Tables of other devices' latencies (columns *_ms; earlier calibrations' "
+            "outputs too): predict every architecture of them from --samples measurements; "
+            "repeatable.",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, Opt(help="With --transfer-from: the predicted table (CSV) to write.")
+    ] = None,
 ) -> None:
     """Fit a latency predictor on measured random architectures and report its fidelity.
 
@@ -234,15 +246,26 @@ def calibrate(
     and +-5%, MAPE, Kendall tau) is measured on held-out architectures, for the plain table
     sum and for the predictor; `--latency predictor` in searches uses it.
 
+    With --transfer-from, a new device's latency is predicted for every architecture of
+    benchmark tables from a few measurements, using the devices those tables know.
+
     \b
-    Example:
+    Examples:
       hwnas devices calibrate --device cpu --space mobilenet --samples 200
+      hwnas devices calibrate --device board.toml --space nb201 --samples 20 \\
+          --transfer-from ../shared/data/nb201_cifar10_hw.csv --out nb201_board.csv
     """
     from hwnas.devices import load_device
     from hwnas.errors import ConfigError
     from hwnas.profilers.lut import LatencyTable, table_path
     from hwnas.profilers.predictor import calibrate as run_calibration
 
+    if transfer_from:
+        _calibrate_transfer(
+            device, space, space_option, samples, num_classes, input_shape, repeats, seed,
+            list(transfer_from), out, progress,
+        )  # fmt: skip
+        return
     with user_errors():
         if samples < 10:
             raise ConfigError(f"--samples must be at least 10, not {samples}")
@@ -276,6 +299,46 @@ def calibrate(
         table.save(path)  # now with the table sum's measured error
         out = predictor.save(table_path(profile, search_space, **lookup, kind="predictor"))
     _print_fidelity(predictor, out)
+
+
+def _calibrate_transfer(
+    device: str,
+    space: str,
+    space_option: list[str] | None,
+    samples: int,
+    num_classes: int,
+    input_shape: str | None,
+    repeats: int | None,
+    seed: int,
+    sources: list[Path],
+    out: Path | None,
+    progress: bool,
+) -> None:
+    from hwnas.devices import load_device
+    from hwnas.errors import ConfigError
+    from hwnas.profilers.transfer import calibrate_transfer
+
+    with user_errors():
+        if samples < 5:
+            raise ConfigError(f"--samples must be at least 5 with --transfer-from, not {samples}")
+        profile = load_device(device)
+        search_space = _space(space, space_option)
+        with _progress(progress) as callback:
+            predictor, path = calibrate_transfer(
+                profile,
+                search_space,
+                sources,
+                samples=samples,
+                num_classes=num_classes,
+                input_shape=_shape(input_shape),
+                repeats=repeats,
+                seed=seed,
+                out=out,
+                progress=callback,
+            )
+    from hwnas.cli.transfer import print_transfer
+
+    print_transfer(predictor, profile, path)
 
 
 def _print_fidelity(predictor: Any, path: Path) -> None:
@@ -428,6 +491,8 @@ def _print_profile(ref: Any, profile: Any, results: dict[str, Any]) -> None:
     env = next((m.env for m in results.values() if "fingerprint" in m.env), {})
     if env:
         hw = env.get("cpu") or f"{env.get('gpu')} (driver {env.get('driver')})"
+        if "board" in env:  # a remote device: which board measured it
+            hw = f"board '{env['board']}' at {env.get('server')}: {hw}"
         versions = ", ".join(
             f"{k} {env[k]}" for k in ("torch", "onnxruntime", "python") if k in env
         )

@@ -23,7 +23,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -453,6 +453,8 @@ def _measure_parts(
     from hwnas.profilers.env import measurement_env
 
     repeats = profile.repeats if repeats is None else repeats
+    if profile.runtime == "remote":
+        return _measure_parts_remote(parts, profile, repeats=repeats, seed=seed, progress=progress)
     workloads: list[Any] = []
     with pinned_threads(profile.threads):
         for i, part in enumerate(parts):
@@ -482,3 +484,37 @@ def _measure_parts(
                 seed=seed,
                 progress=(lambda d, t: progress("measure", d, t)) if progress else None,
             )
+
+
+def _measure_parts_remote(
+    parts: list[_Part],
+    profile: DeviceProfile,
+    *,
+    repeats: int,
+    seed: int,
+    progress: Callable[[str, int, int], None] | None,
+) -> list[Measurement]:
+    """Every part exported here and timed on the profile's boards (each file's own shape)."""
+    import warnings
+
+    from hwnas.profilers.base import SpreadWarning
+    from hwnas.profilers.ort import export_onnx_bytes
+    from hwnas.profilers.remote import measure_remote
+
+    exports = []
+    for i, part in enumerate(parts):
+        model = part.make().eval()
+        exports.append(export_onnx_bytes(model, part.input_shape, batch_size=profile.batch_size))
+        if progress is not None:
+            progress("prepare", i + 1, len(parts))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SpreadWarning)
+        measured = measure_remote(
+            exports,
+            profile,
+            None,
+            repeats=repeats,
+            seed=seed,
+            progress=(lambda d, t: progress("measure", d, t)) if progress else None,
+        )
+    return [replace(m, env={**m.env, "method": "lut entry"}) for m in measured]

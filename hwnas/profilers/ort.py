@@ -133,16 +133,21 @@ class OrtWorkload:
         import onnxruntime as ort
 
         self.session = make_session(onnx_model, profile=profile)
-        meta = self.session.get_inputs()[0]
-        shape = _input_shape(meta.shape, input_shape, profile.batch_size)
-        self.shape = shape
-        x = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
+        inputs = self.session.get_inputs()
         self._clock = time.thread_time_ns if profile.clock == "thread" else time.perf_counter_ns
         self.binding = self.session.io_binding()
         self._on_gpu = profile.device == "cuda"
         where, index = ("cuda", profile.device_index) if self._on_gpu else ("cpu", 0)
-        self._input = ort.OrtValue.ortvalue_from_numpy(x, where, index)
-        self.binding.bind_ortvalue_input(meta.name, self._input)
+        if not inputs:
+            # A network whose output ignores its input (e.g. NB201 cells of only `none`
+            # edges into the output): the exporter drops the input.
+            self.shape = (profile.batch_size, *(input_shape or ()))
+        else:
+            shape = _input_shape(inputs[0].shape, input_shape, profile.batch_size)
+            self.shape = shape
+            x = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
+            self._input = ort.OrtValue.ortvalue_from_numpy(x, where, index)
+            self.binding.bind_ortvalue_input(inputs[0].name, self._input)
         for output in self.session.get_outputs():
             self.binding.bind_output(output.name, where, index)
 
@@ -190,7 +195,14 @@ def measure_onnx_latencies(
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[Measurement]:
-    """Latency (ms per batch) of each ONNX model (bytes or path), measured interleaved."""
+    """Latency (ms per batch) of each ONNX model (bytes or path), measured interleaved (on
+    the boards of a ``remote`` profile: :mod:`hwnas.profilers.remote`)."""
+    if profile.runtime == "remote":
+        from hwnas.profilers.remote import measure_remote
+
+        return measure_remote(
+            onnx_models, profile, input_shape, repeats=repeats, seed=seed, progress=progress
+        )
     workloads = [OrtWorkload(m, input_shape, profile=profile) for m in onnx_models]
     shape = input_shape if input_shape is not None else workloads[0].shape[1:]
     timer = "thread_time" if profile.clock == "thread" else "perf_counter"

@@ -384,7 +384,7 @@ def measure_architectures(
             if progress is not None:
                 progress("build", i + 1, len(genotypes))
     report = (lambda d, t: progress("measure", d, t)) if progress else None
-    if profile.runtime == "onnxruntime":
+    if profile.runtime in ("onnxruntime", "remote"):
         from hwnas.profilers.ort import export_onnx_bytes, measure_onnx_latencies
 
         exports = []

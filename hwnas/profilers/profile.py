@@ -151,7 +151,8 @@ def _profile_module(
     if "size" in wanted:
         results["size"] = SizeProfiler().measure(model, shape)
     onnx: bytes | None = None
-    if "onnx_size" in wanted or ("latency" in wanted and profile.runtime == "onnxruntime"):
+    on_ort = profile.runtime in ("onnxruntime", "remote")
+    if "onnx_size" in wanted or ("latency" in wanted and on_ort):
         from hwnas.profilers.ort import export_onnx_bytes
 
         onnx = export_onnx_bytes(model, shape, batch_size=profile.batch_size)
@@ -161,7 +162,10 @@ def _profile_module(
     if "peak_memory" in wanted:
         from hwnas.profilers.memory import PeakMemoryProfiler
 
-        results["peak_memory"] = PeakMemoryProfiler(profile=profile).measure(model, shape)
+        here = profile  # a remote board's peak memory: the liveness analysis here stands in
+        if profile.runtime == "remote":
+            here = replace(profile, runtime="torch", servers=(), providers=())
+        results["peak_memory"] = PeakMemoryProfiler(profile=here).measure(model, shape)
     if "latency" in wanted:
         if onnx is not None:
             from hwnas.profilers.ort import measure_onnx_latency
@@ -186,7 +190,7 @@ def _profile_onnx(
     from hwnas.profilers.ort import measure_onnx_latency, onnx_file_size
 
     assert ref.onnx_path is not None
-    if profile.runtime != "onnxruntime":
+    if profile.runtime not in ("onnxruntime", "remote"):
         raise DeviceError(
             f"an .onnx file runs on onnxruntime devices only, not on '{profile.name}' "
             f"({profile.runtime}); use e.g. --device ort-cpu"

@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from hwnas.devices import DeviceProfile, load_device, require_available
+from hwnas.devices import ONNX_RUNTIMES, DeviceProfile, load_device, require_available
 from hwnas.errors import ConfigError, DeviceError
 from hwnas.evaluate.base import EvalContext, MetricProvider
 from hwnas.spaces.base import SearchSpace
@@ -153,6 +153,10 @@ class DeviceProvider(MetricProvider):
         # Occupied: whenever something is timed or allocated on the device (peak memory on a
         # GPU); exclusive: when timings would suffer from anything else running there.
         uses_device = measured or timed_energy or (on_device and profile.device == "cuda")
+        if profile.runtime == "remote":
+            # Timed on the boards, whose servers measure one request at a time: nothing here
+            # to hold, and parallel workers keep several boards busy.
+            uses_device = timed_energy = measured = False
         self.resource = profile.torch_device if uses_device else None
         self.exclusive = measured or timed_energy
 
@@ -234,7 +238,8 @@ class DeviceProvider(MetricProvider):
             from hwnas.profilers.memory import PeakMemoryProfiler
 
             # A table device runs elsewhere: the liveness analysis on this CPU stands in.
-            profile = self.profile if self.profile.runtime != "table" else _cpu_like(self.profile)
+            on_here = self.profile.runtime not in ("table", "remote")
+            profile = self.profile if on_here else _cpu_like(self.profile)
             results["peak_memory"] = PeakMemoryProfiler(profile=profile).measure(
                 built(), self.input_shape
             )
@@ -252,7 +257,7 @@ class DeviceProvider(MetricProvider):
             # The spread warning stays in the measurement's env; a search should not print
             # one line per candidate.
             warnings.simplefilter("ignore")
-            if self.profile.runtime == "onnxruntime":
+            if self.profile.runtime in ONNX_RUNTIMES:
                 from hwnas.profilers.ort import measure_onnx_latency
 
                 return measure_onnx_latency(exported(), self.profile, self.input_shape)
@@ -286,7 +291,7 @@ class DeviceProvider(MetricProvider):
         ]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if self.profile.runtime == "onnxruntime":
+            if self.profile.runtime in ONNX_RUNTIMES:
                 from hwnas.profilers.ort import export_onnx_bytes, measure_onnx_latencies
 
                 exports = [
@@ -304,4 +309,4 @@ class DeviceProvider(MetricProvider):
 def _cpu_like(profile: DeviceProfile) -> DeviceProfile:
     from dataclasses import replace
 
-    return replace(profile, runtime="torch", device="cpu", table=None)
+    return replace(profile, runtime="torch", device="cpu", table=None, servers=(), providers=())
