@@ -156,6 +156,8 @@ class FrontMonitor:
         F = np.asarray(self._rows)
         mask = nondominated_mask(F)
         self.front_size = int(mask.sum())
+        # The bounds of the trials so far: the final value equals the front's (same bounds),
+        # an earlier one may exceed a later one when a new trial widens the bounds.
         self.hypervolume = normalised_hypervolume(F[mask], F.min(axis=0), F.max(axis=0))
 
 

@@ -54,8 +54,9 @@ def devices(
         ]
         typer.echo(json.dumps(data, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from hwnas.console import make_console
 
     table = Table("device", "runtime", "usable here", "why not / notes", "description")
     for profile, state in rows:
@@ -65,7 +66,7 @@ def devices(
         usable = "yes" if state.usable else "no"
         why = state.reason if not state.usable else "; ".join(state.notes)
         table.add_row(profile.name, runtime, usable, why, profile.description)
-    console = Console()
+    console = make_console()
     console.print(table)
     console.print("Any other profile: --device path/to/profile.toml (see docs/profiling.md).")
 
@@ -174,10 +175,11 @@ def lut(
 
 
 def _print_table(table: Any, path: Path, cached: bool, out: Path | None) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from hwnas.console import make_console
+
+    console = make_console()
     meta = table.meta
     state = "cached" if cached else f"measured in {meta.get('build_seconds', 0):.1f} s"
     console.print(
@@ -279,10 +281,11 @@ def calibrate(
 
 
 def _print_fidelity(predictor: Any, path: Path) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from hwnas.console import make_console
+
+    console = make_console()
     report, meta = predictor.report, predictor.meta
     title = (
         f"fidelity on {report['n_test']} held-out architectures "
@@ -401,10 +404,11 @@ def _bytes(value: Any) -> str:
 
 
 def _print_profile(ref: Any, profile: Any, results: dict[str, Any]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from hwnas.console import make_console
+
+    console = make_console()
     table = Table(
         "metric",
         "value",

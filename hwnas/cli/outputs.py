@@ -80,10 +80,11 @@ def export(
 
 
 def _print_exports(results: list, *, int8: bool) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from hwnas.console import make_console
+
+    console = make_console()
     table = Table(title="ONNX exports (exports/)")
     for column in ("export", "trial", "verified", "max |Δ|", "top-1", "ONNX", "search"):
         table.add_column(column, justify="left" if column in ("export", "verified") else "right")

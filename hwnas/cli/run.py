@@ -238,16 +238,16 @@ def spaces() -> None:
 
     Example: hwnas spaces
     """
-    from rich.console import Console
     from rich.table import Table
 
+    from hwnas.console import make_console
     from hwnas.spaces import SPACES, make_space
 
     table = Table("space", "architectures", "description")
     for entry in SPACES.entries():
         size = make_space(entry.name).size()
         table.add_row(entry.name, f"{size:,}" if size else "unbounded", entry.summary)
-    Console().print(table)
+    make_console().print(table)
 
 
 @app.command()
@@ -256,51 +256,22 @@ def strategies() -> None:
 
     Example: hwnas strategies
     """
-    from rich.console import Console
     from rich.table import Table
 
+    from hwnas.console import make_console
     from hwnas.strategies import STRATEGIES
 
     table = Table("strategy", "description")
     for entry in STRATEGIES.entries():
         table.add_row(entry.name, entry.summary)
-    Console().print(table)
+    make_console().print(table)
 
 
 def _print_result(result) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    from hwnas.cli.fronts import print_front
+    from hwnas.console import make_console
 
-    console = Console()
-    front = result.front
-    counts = front.counts
-    header = f"run {result.run_dir}: {counts['complete']} complete, {counts['failed']} failed"
-    if result.outcome is not None and result.outcome.stopped_by == "exhausted":
-        header += " (the strategy ran out of new architectures)"
-    console.print(header)
-    title = (
-        f"Pareto front: {len(front.members)} members, "
-        f"normalised hypervolume {front.hypervolume:.4f}"
-    )
-    table = Table(title=title)
-    table.add_column("trial", justify="right")
-    for o in front.objectives:
-        unit = front.units.get(o.metric, "")
-        table.add_column(
-            f"{o.metric} ({o.direction.value}{', ' + unit if unit else ''})", justify="right"
-        )
-    table.add_column("genotype", overflow="fold")
-    for t in front.members:
-        mark = "*" if front.knee is not None and t.number == front.knee.number else ""
-        table.add_row(
-            f"{t.number}{mark}",
-            *(f"{t.value(o.metric):.6g}" for o in front.objectives),
-            t.genotype.spec,
-        )
-    console.print(table)
-    console.print(
-        f"* knee point. Files: {result.run_dir / 'front.csv'}, {result.run_dir / 'front.json'}"
-    )
+    print_front(make_console(), result)
 
 
 @app.command()
@@ -314,8 +285,7 @@ def genotype(
 
     Example: hwnas genotype macro:02012100
     """
-    from rich.console import Console
-
+    from hwnas.console import make_console
     from hwnas.evaluate import CheapProfileProvider
     from hwnas.spaces import make_space, parse_genotype, parse_options
 
@@ -323,7 +293,7 @@ def genotype(
         space_name, spec = parse_genotype(architecture)
         space = make_space(space_name, parse_options(space_option or []))
         g = space.parse(spec)
-        console = Console()
+        console = make_console()
         console.print(f"space      {g.space}\ncanonical  {g.spec}\nkey digest {g.digest()}")
         try:
             for i, layer in enumerate(space.layers(g)):

@@ -1,0 +1,86 @@
+"""The front as the console shows it: values with their spread, ties within noise, warnings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from hwnas.console import print_line, print_table
+from hwnas.objectives.noise import interval
+from hwnas.objectives.pareto import HV_NAME
+
+#: Share of noisy measurements, or of tied front members, above which a run gets a warning.
+NOISY_SHARE = 0.25
+
+
+def print_front(console: Console, result: Any) -> None:
+    """Header, the front table (measured values with p10-p90), noise warning, file paths."""
+    front = result.front
+    counts = front.counts
+    header = f"run {result.run_dir}: {counts['complete']} complete, {counts['failed']} failed"
+    outcome = result.outcome
+    if outcome is not None and outcome.stopped_by == "exhausted":
+        header += " (the strategy ran out of new architectures)"
+    print_line(console, header)
+    size, hv = len(front.members), front.hypervolume
+    print_line(console, f"Pareto front: {size} members, {HV_NAME} {hv:.4f}")
+    spread = set(front.interval_metrics())
+    ties = front.noise.ties
+    table = Table()
+    table.add_column("trial", justify="right", no_wrap=True)
+    for o in front.objectives:
+        unit = front.units.get(o.metric, "")
+        label = f"{o.metric} ({o.direction.value}{', ' + unit if unit else ''})"
+        if o.metric in spread:
+            label += " [p10, p90]"
+        table.add_column(label, justify="right", no_wrap=True)
+    if any(ties.values()):
+        table.add_column("within noise of", no_wrap=True)
+    for t in front.members:
+        mark = "*" if front.knee is not None and t.number == front.knee.number else ""
+        cells = [f"{t.number}{mark}"]
+        for o in front.objectives:
+            text = f"{t.value(o.metric):.6g}"
+            span = interval(t, o.metric) if o.metric in spread else None
+            if span is not None:
+                text += f" [{span[0]:.4g}, {span[1]:.4g}]"
+            cells.append(text)
+        if any(ties.values()):
+            cells.append(", ".join(str(n) for n in ties.get(t.number, [])) or "–")
+        table.add_row(*cells)
+    print_table(console, table, "genotype", [t.genotype.spec for t in front.members])
+    for line in noise_advice(front):
+        print_line(console, line)
+    print_line(
+        console,
+        f"* knee point. Files: {result.run_dir / 'front.csv'}, {result.run_dir / 'front.json'}",
+    )
+
+
+def noise_advice(front: Any) -> list[str]:
+    """Warning lines when the run's measurements are too noisy to rank its front."""
+    noise, members = front.noise, front.members
+    if not members:
+        return []
+    tied = noise.tied_members
+    measured = {t.number for t in members if any(interval(t, m) for m in front.interval_metrics())}
+    noisy_share = len(noise.noisy) / max(1, front.counts.get("complete", 0))
+    lines: list[str] = []
+    if noise.near_front:
+        shown = ", ".join(str(n) for n in noise.near_front[:10])
+        more = " ..." if len(noise.near_front) > 10 else ""
+        lines.append(
+            f"note: trials {shown}{more} are off the front only by margins inside the "
+            "measurement noise (p10-p90); they may be as good as its members"
+        )
+    if (measured and len(tied) / len(measured) > NOISY_SHARE) or noisy_share > NOISY_SHARE:
+        lines.append(
+            f"warning: measurements too noisy to rank: {len(noise.noisy)} trials have a spread "
+            f"too wide to trust and {len(tied)} of {len(members)} front members are within noise "
+            "of another. Measure on a quiet machine (nothing else running), pin --device to "
+            "one thread, or rank by a lookup table (--latency lut); `hwnas devices calibrate` "
+            "shows how far the machine drifts"
+        )
+    return lines
