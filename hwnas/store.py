@@ -6,11 +6,13 @@ transactions, so a run killed at any moment resumes consistently: finished but u
 are told again, queued and running ones are evaluated again, completed ones never repeat.
 
 An exclusive ``flock`` on ``hwnas.lock`` marks the run as in use; the kernel drops it when
-the process dies, so a killed run never stays locked.
+the process dies, so a killed run never stays locked, and a run that stops (also on Ctrl-C)
+removes the file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -113,7 +115,7 @@ class RunStore:
             version = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         except sqlite3.DatabaseError as exc:
             if lock is not None:
-                lock.close()
+                _release_lock(run_dir, lock)
             raise RunError(
                 f"run database '{path}' is corrupt ({exc}); it cannot be opened"
             ) from None
@@ -124,7 +126,7 @@ class RunStore:
     def close(self) -> None:
         self._db.close()
         if self._lock is not None:
-            self._lock.close()
+            _release_lock(self.run_dir, self._lock)
             self._lock = None
 
     def __enter__(self) -> RunStore:
@@ -312,8 +314,11 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 def _acquire_lock(run_dir: Path) -> Any:
-    handle = open(run_dir / LOCK_NAME, "a+")  # noqa: SIM115 - held for the store's lifetime
-    if fcntl is not None:
+    path = run_dir / LOCK_NAME
+    while True:
+        handle = open(path, "a+")  # noqa: SIM115 - held for the store's lifetime
+        if fcntl is None:
+            break
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -322,11 +327,26 @@ def _acquire_lock(run_dir: Path) -> Any:
                 f"run '{run_dir}' is in use by another hwnas process; wait for it to finish "
                 "or stop it first"
             ) from None
+        # The previous holder unlinks the file when it closes: if that happened between our
+        # open and flock, we hold a lock on a deleted file; take the one now at the path.
+        try:
+            if os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        handle.close()
     handle.seek(0)
     handle.truncate()
     handle.write(f"{os.getpid()}\n")
     handle.flush()
     return handle
+
+
+def _release_lock(run_dir: Path, handle: Any) -> None:
+    """Remove the lock file while still holding it, then let go: no stale file stays behind."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(run_dir / LOCK_NAME)
+    handle.close()
 
 
 def _measurement_row(trial: int, m: Measurement) -> tuple[Any, ...]:

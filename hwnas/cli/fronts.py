@@ -20,10 +20,9 @@ def print_front(console: Console, result: Any) -> None:
     front = result.front
     counts = front.counts
     header = f"run {result.run_dir}: {counts['complete']} complete, {counts['failed']} failed"
-    outcome = result.outcome
-    if outcome is not None and outcome.stopped_by == "exhausted":
-        header += " (the strategy ran out of new architectures)"
     print_line(console, header)
+    if result.outcome is not None:
+        print_line(console, session_line(result))
     size, hv = len(front.members), front.hypervolume
     print_line(console, f"Pareto front: {size} members, {HV_NAME} {hv:.4f}")
     spread = set(front.interval_metrics())
@@ -57,6 +56,20 @@ def print_front(console: Console, result: Any) -> None:
         console,
         f"* knee point. Files: {result.run_dir / 'front.csv'}, {result.run_dir / 'front.json'}",
     )
+
+
+def session_line(result: Any) -> str:
+    """How many trials this session added and what ended it."""
+    outcome, config = result.outcome, result.config
+    if outcome.stopped_by == "time":
+        why = f"the time budget (--time {config.time_budget or 0:g} s) ran out"
+    elif outcome.stopped_by == "exhausted":
+        why = "the strategy ran out of new architectures"
+    else:
+        why = f"the budget of {config.budget} evaluations is spent"
+    if outcome.stopped_by == "time" and config.budget:
+        why += f" before the budget of {config.budget} evaluations"
+    return f"this session added {outcome.evaluated} trials; stopped because {why}"
 
 
 def noise_advice(front: Any) -> list[str]:

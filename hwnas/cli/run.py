@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -82,7 +81,9 @@ def search(
         str | None, Opt(help="Export at the end: knee, front, best:METRIC or trial:N.")
     ] = None,
     plot: Annotated[bool, Opt(help="Write plots at the end.")] = False,
-    progress: Annotated[bool, Opt(help="Show a progress bar.")] = True,
+    progress: Annotated[
+        bool, Opt(help="Show progress: a bar in a terminal, plain lines in a log.")
+    ] = True,
 ) -> None:
     """Search for the Pareto front of the objectives and write it to the run directory.
 
@@ -135,7 +136,7 @@ def search(
             profiling=_given(latency=latency),
             executor=_given(kind=executor, workers=workers, ray_address=ray_address),
             post=_given(export=export, plot=plot or None),
-            progress=progress and sys.stderr.isatty(),
+            progress=progress,
         )
         _print_result(result)
     if export or plot:
@@ -187,7 +188,9 @@ def resume(
     ray_address: Annotated[
         str | None, Opt(help="Ray cluster address (e.g. auto); implies --executor ray.")
     ] = None,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    progress: Annotated[
+        bool, typer.Option(help="Show progress: a bar in a terminal, plain lines in a log.")
+    ] = True,
 ) -> None:
     """Continue a killed or finished run without repeating or losing completed trials.
 
@@ -206,7 +209,7 @@ def resume(
             budget=budget,
             time_budget=parse_duration(time_budget) if time_budget else None,
             executor=_given(kind=executor, workers=workers, ray_address=ray_address),
-            progress=progress and sys.stderr.isatty(),
+            progress=progress,
         )
         _print_result(result)
 
