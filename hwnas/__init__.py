@@ -25,3 +25,12 @@ def resume(run_dir: Any, **kwargs: Any) -> SearchResult:
     from hwnas.api import resume as _resume
 
     return _resume(run_dir, **kwargs)
+
+
+def __getattr__(name: str) -> Any:
+    """``hwnas.api`` after a bare ``import hwnas``, loaded on first use (it imports torch)."""
+    if name == "api":
+        import importlib
+
+        return importlib.import_module("hwnas.api")
+    raise AttributeError(f"module 'hwnas' has no attribute {name!r}")

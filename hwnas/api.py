@@ -19,7 +19,9 @@ from hwnas.evaluate import (
     cheap_evaluator,
     resolve_objectives,
 )
+from hwnas.files import atomic_write
 from hwnas.objectives.base import Constraint, Objective, parse_constraint, parse_objective
+from hwnas.resolved import resolve_training_threads, resolved_config
 from hwnas.results import Front, compute_front, write_front
 from hwnas.runner import Budget, Executor, RunOutcome, run
 from hwnas.spaces import make_space
@@ -170,10 +172,11 @@ def search(
     run_budget = Budget(evaluations=budget, seconds=time_budget)
     out_dir = Path(out)
     _check_new_run_dir(out_dir)
+    config = resolve_training_threads(config)
     session = Session.prepare(config)
     store = RunStore.create(out_dir, config.to_dict())
     try:
-        (out_dir / "config.toml").write_text(dumps_toml(config.to_dict()))
+        _write_config(out_dir, session)
         return session.run(
             store, run_budget, executor=_make_executor(config, session), progress=progress
         )
@@ -210,7 +213,7 @@ def resume(
         if updated != config:
             config = updated
             store.set_meta("config", _json(config.to_dict()))
-            (store.run_dir / "config.toml").write_text(dumps_toml(config.to_dict()))
+            _write_config(store.run_dir, session)
         return session.run(
             store, run_budget, executor=_make_executor(config, session), progress=progress
         )
@@ -308,6 +311,12 @@ def _check_new_run_dir(out_dir: Path) -> None:
         )
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise RunError(f"'{out_dir}' exists and is not an empty directory; choose another --out")
+
+
+def _write_config(run_dir: Path, session: Session) -> None:
+    """``config.toml``: the run's settings with the training and profiling values used."""
+    text = dumps_toml(resolved_config(session.config, session.providers))
+    atomic_write(run_dir / "config.toml", text)
 
 
 def _json(data: Any) -> str:
