@@ -40,7 +40,10 @@ def test_builtin_profiles_cover_the_issue() -> None:
     names = builtin_names()
     assert {"cpu", "gpu", "ort-cpu", "ort-gpu"} <= set(names)
     profiles = {p.name: p for p in list_devices()}
-    assert profiles["cpu"].runtime == "torch" and profiles["cpu"].device == "cpu"
+    # The default CPU target is the deployed file (ONNX in onnxruntime); eager PyTorch by name.
+    assert profiles["cpu"].runtime == "onnxruntime" and profiles["cpu"].device == "cpu"
+    assert profiles["cpu"].threads == 1 and profiles["cpu"].batch_size == 1
+    assert profiles["cpu-eager"].runtime == "torch" and profiles["cpu-eager"].device == "cpu"
     assert profiles["gpu"].device == "cuda" and profiles["gpu"].torch_device == "cuda:0"
     assert profiles["ort-cpu"].providers == ("CPUExecutionProvider",)
     assert profiles["ort-gpu"].providers[0] == "CUDAExecutionProvider"
@@ -142,7 +145,7 @@ def test_fingerprint_is_stable_and_tracks_what_matters() -> None:
         fingerprint(replace(cpu, threads=2)),
         fingerprint(replace(cpu, batch_size=8)),
         fingerprint(replace(cpu, clock="wall")),
-        fingerprint(load_device("ort-cpu")),
+        fingerprint(load_device("cpu-eager")),
     }
     assert fingerprint(cpu) not in others and len(others) == 4
     # Warm-up, repeats and the description do not change latency, so not the cache key either.

@@ -147,6 +147,7 @@ def lut(
     """
     from hwnas.devices import load_device
     from hwnas.profilers.lut import LatencyTable, table_path
+    from hwnas.profilers.lut_scale import CALIBRATION_NETWORKS
 
     with user_errors():
         profile = load_device(device)
@@ -166,6 +167,7 @@ def lut(
                     repeats=repeats,
                     seed=seed,
                     progress=callback,
+                    calibrate=CALIBRATION_NETWORKS,
                 )
             table.save(path)
         if out is not None:
@@ -243,6 +245,7 @@ def calibrate(
     from hwnas.devices import load_device
     from hwnas.errors import ConfigError
     from hwnas.profilers.lut import LatencyTable, table_path
+    from hwnas.profilers.lut_scale import CALIBRATION_NETWORKS
     from hwnas.profilers.predictor import calibrate as run_calibration
 
     with user_errors():
@@ -263,7 +266,13 @@ def calibrate(
                     f"no latency table for '{profile.name}' yet: measuring it first", err=True
                 )
                 table = LatencyTable.build(
-                    search_space, profile, **lookup, repeats=repeats, seed=seed, progress=callback
+                    search_space,
+                    profile,
+                    **lookup,
+                    repeats=repeats,
+                    seed=seed,
+                    progress=callback,
+                    calibrate=CALIBRATION_NETWORKS,
                 )
                 table.save(path)
             predictor = run_calibration(
