@@ -37,6 +37,7 @@ from hwnas.export_files import (
     versions,
     write_export,
 )
+from hwnas.export_notes import int8_slower_note
 from hwnas.export_verify import (
     ATOL,
     RTOL,
@@ -295,6 +296,9 @@ def export_model(
         )
         if int8_data is not None:
             record["int8"]["latency"] = record["latency"].pop("int8", None)
+            slower = int8_slower_note(record["int8"]["latency"])
+            if slower:
+                record["int8"]["note"] = slower
     record["hwnas_version"] = __version__
     record["versions"] = versions()
     record["created"] = now()

@@ -145,6 +145,8 @@ def search(
 
 def _print_outputs(run_dir: Path, *, export: bool, plot: bool) -> None:
     """What --export and --plot wrote; exit 1 when an export failed verification."""
+    from hwnas.export_notes import is_untrained
+
     if plot:
         typer.echo(f"plots: {run_dir / 'plots'}")
     failed = 0
@@ -153,7 +155,10 @@ def _print_outputs(run_dir: Path, *, export: bool, plot: bool) -> None:
         verification = data.get("verification") or {}
         if verification.get("passed"):
             onnx = path.parent / (data.get("onnx") or {}).get("file", "")
-            typer.echo(f"export {data.get('name')}: verified, {onnx}")
+            untrained = (
+                " (UNTRAINED weights: train it before deploying)" if is_untrained(data) else ""
+            )
+            typer.echo(f"export {data.get('name')}: verified{untrained}, {onnx}")
         else:
             failed += 1
             typer.echo(f"export {data.get('name')}: FAILED: {verification.get('reason')} ({path})")
