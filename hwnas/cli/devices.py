@@ -208,6 +208,14 @@ def _print_table(table: Any, path: Path, cached: bool, out: Path | None) -> None
             f"{slow} {values[slow]:.4g}",
         )
     console.print(slots)
+    fit = meta.get("calibration")
+    if fit:
+        console.print(
+            f"entries scaled by {fit['scale']:.3f} to match {fit['networks']} whole networks "
+            f"timed in the same session: table-sum MAPE {fit['mape_unscaled']:.1%} unscaled, "
+            f"{fit['mape_leave_one_out']:.1%} scaled (leave-one-out)",
+            soft_wrap=True,
+        )
     unstable = meta.get("unstable_entries", 0)
     if unstable:
         console.print(
