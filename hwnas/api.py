@@ -269,16 +269,12 @@ def _with_fidelity(strategy: Strategy, config: RunConfig) -> Strategy:
     return SuccessiveHalving.wrap(strategy, config)
 
 
-EXECUTORS = ("local", "process", "ray")
-
 
 def _check_executor(config: RunConfig) -> None:
-    kind = config.executor.get("kind", "local")
-    if kind not in EXECUTORS:
-        raise ConfigError(f"unknown executor '{kind}'; choose one of: {', '.join(EXECUTORS)}")
-    workers = config.executor.get("workers")
-    if workers is not None and int(workers) < 1:
-        raise ConfigError(f"--workers must be at least 1, not {workers}")
+    """The executor settings' names, types and bounds (one-line ConfigError), before any file."""
+    from hwnas.executors import ExecutorSettings
+
+    ExecutorSettings.from_mapping(config.executor)
 
 
 def _make_executor(config: RunConfig, session: Session) -> Executor | None:
