@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 
 #: Width for output that is not a terminal: wide enough that no line is ever wrapped.
 UNWRAPPED_WIDTH = 1 << 14
@@ -78,7 +79,7 @@ def _with_column(table: Table, name: str, values: Sequence[str]) -> Table:
     wide.add_column(name, no_wrap=True)
     rows = zip(*(c._cells for c in table.columns)) if table.columns else ()
     for cells, value in zip(rows, values):
-        wide.add_row(*cells, value)
+        wide.add_row(*cells, Text(value))  # a genotype is text, never markup
     return wide
 
 

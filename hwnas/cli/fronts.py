@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from hwnas.console import print_line, print_table
@@ -34,7 +35,7 @@ def print_front(console: Console, result: Any) -> None:
         label = f"{o.metric} ({o.direction.value}{', ' + unit if unit else ''})"
         if o.metric in spread:
             label += " [p10, p90]"
-        table.add_column(label, justify="right", no_wrap=True)
+        table.add_column(escape(label), justify="right", no_wrap=True)
     if any(ties.values()):
         table.add_column("within noise of", no_wrap=True)
     for t in front.members:
@@ -48,7 +49,7 @@ def print_front(console: Console, result: Any) -> None:
             cells.append(text)
         if any(ties.values()):
             cells.append(", ".join(str(n) for n in ties.get(t.number, [])) or "–")
-        table.add_row(*cells)
+        table.add_row(*(escape(c) for c in cells))
     print_table(console, table, "genotype", [t.genotype.spec for t in front.members])
     for line in noise_advice(front):
         print_line(console, line)
@@ -84,16 +85,17 @@ def noise_advice(front: Any) -> list[str]:
     if noise.near_front:
         shown = ", ".join(str(n) for n in noise.near_front[:10])
         more = " ..." if len(noise.near_front) > 10 else ""
+        which = f"trials {shown}{more} are" if len(noise.near_front) > 1 else f"trial {shown} is"
         lines.append(
-            f"note: trials {shown}{more} are off the front only by margins inside the "
-            "measurement noise (p10-p90); they may be as good as its members"
+            f"note: {which} off the front only by margins inside the measurement noise "
+            "(p10-p90): the front cannot claim to beat them"
         )
     if (measured and len(tied) / len(measured) > NOISY_SHARE) or noisy_share > NOISY_SHARE:
         lines.append(
             f"warning: measurements too noisy to rank: {len(noise.noisy)} trials have a spread "
             f"too wide to trust and {len(tied)} of {len(members)} front members are within noise "
-            "of another. Measure on a quiet machine (nothing else running), pin --device to "
-            "one thread, or rank by a lookup table (--latency lut); `hwnas devices calibrate` "
-            "shows how far the machine drifts"
+            "of another. Measure on a quiet machine (nothing else running), raise the device "
+            "profile's repeats, or rank by a latency table (`hwnas devices lut`, then "
+            "--latency lut), whose error `hwnas devices calibrate` measures"
         )
     return lines
