@@ -269,7 +269,6 @@ def _with_fidelity(strategy: Strategy, config: RunConfig) -> Strategy:
     return SuccessiveHalving.wrap(strategy, config)
 
 
-
 def _check_executor(config: RunConfig) -> None:
     """The executor settings' names, types and bounds (one-line ConfigError), before any file."""
     from hwnas.executors import ExecutorSettings
