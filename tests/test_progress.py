@@ -131,3 +131,14 @@ def test_eta_and_clock():
     assert eta(elapsed=10.0, done_here=5, remaining=10, time_left=None) == pytest.approx(20.0)
     assert eta(elapsed=10.0, done_here=5, remaining=10, time_left=3.0) == pytest.approx(3.0)
     assert eta(elapsed=1.0, done_here=0, remaining=10, time_left=None) is None
+
+
+def test_a_terminal_gets_a_bar_with_an_eta(tmp_path, table):
+    from test_console import _in_pty
+
+    args = [sys.executable, "-m", "hwnas.cli", "search", *TABLE.split()]
+    args += ["--benchmark", str(table), "--budget", "30", "--out", str(tmp_path / "run")]
+    text = _in_pty(args, 120, tmp_path)
+    assert "search" in text and "30/30" in text and "ETA" in text
+    assert not any(LINE.match(line) for line in text.splitlines())  # no plain lines here
+    assert "this session added 30 trials" in text
