@@ -180,7 +180,8 @@ def _rich_bar(total: int | None, done: int) -> tuple[Any, Any]:
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn(
-            "front {task.fields[front]}  HV {task.fields[hv]:.4f}  failed {task.fields[failed]}"
+            "front {task.fields[front]}  " + HV_NAME + " {task.fields[hv]:.4f}  "
+            "failed {task.fields[failed]}"
         ),
         TimeElapsedColumn(),
         TextColumn("ETA"),

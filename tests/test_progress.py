@@ -140,5 +140,6 @@ def test_a_terminal_gets_a_bar_with_an_eta(tmp_path, table):
     args += ["--benchmark", str(table), "--budget", "30", "--out", str(tmp_path / "run")]
     text = _in_pty(args, 120, tmp_path)
     assert "search" in text and "30/30" in text and "ETA" in text
+    assert "normalised hypervolume" in text
     assert not any(LINE.match(line) for line in text.splitlines())  # no plain lines here
     assert "this session added 30 trials" in text
