@@ -91,10 +91,14 @@ def noise_advice(front: Any) -> list[str]:
             "(p10-p90): the front cannot claim to beat them"
         )
     if (measured and len(tied) / len(measured) > NOISY_SHARE) or noisy_share > NOISY_SHARE:
+        facts = []
+        if noise.noisy:
+            facts.append(f"{len(noise.noisy)} trials have a spread too wide to trust")
+        if tied:
+            facts.append(f"{len(tied)} of {len(members)} front members are within noise of another")
         lines.append(
-            f"warning: measurements too noisy to rank: {len(noise.noisy)} trials have a spread "
-            f"too wide to trust and {len(tied)} of {len(members)} front members are within noise "
-            "of another. Measure on a quiet machine (nothing else running), raise the device "
+            f"warning: measurements too noisy to rank: {' and '.join(facts)}. "
+            "Measure on a quiet machine (nothing else running), raise the device "
             "profile's repeats, or rank by a latency table (`hwnas devices lut`, then "
             "--latency lut), whose error `hwnas devices calibrate` measures"
         )
