@@ -4,20 +4,15 @@ any width (a real pseudo-terminal with its window size set), and a pipe gets pla
 from __future__ import annotations
 
 import csv
-import fcntl
 import os
-import pty
-import re
-import struct
 import subprocess
 import sys
-import termios
 from pathlib import Path
 
 import pytest
-from conftest import NB201_CSV
+from terminal_helpers import in_pty
 
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+NB201_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "nb201_cifar10_hw.csv"
 
 
 def _hwnas() -> list[str]:
@@ -30,28 +25,6 @@ def _env(columns: int | None) -> dict[str, str]:
     if columns is not None:
         env["COLUMNS"] = str(columns)
     return env
-
-
-def _in_pty(args: list[str], columns: int, cwd: Path) -> str:
-    """Run ``args`` with stdout and stderr on a pseudo-terminal ``columns`` wide."""
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
-    env = _env(None)
-    env["TERM"] = "xterm"
-    proc = subprocess.Popen(args, stdout=slave, stderr=slave, stdin=slave, env=env, cwd=cwd)
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(master)
-    assert proc.wait(timeout=120) == 0, b"".join(chunks)[-2000:]
-    return ANSI.sub("", b"".join(chunks).decode()).replace("\r\n", "\n")
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +77,7 @@ def test_pipe_output_is_never_wrapped(long_run, columns):
 
 @pytest.mark.parametrize("columns", [40, 80, 250])
 def test_terminal_output_keeps_paths_and_genotypes_whole(long_run, columns, tmp_path):
-    text = _in_pty([*_hwnas(), "front", str(long_run)], columns, tmp_path)
+    text = in_pty([*_hwnas(), "front", str(long_run)], columns, tmp_path)
     _check_whole(text, long_run)
     table_lines = [line for line in text.splitlines() if line[:1] in "┏┃┡│└"]
     # Only soft-wrapped single lines (paths, genotypes) may exceed the terminal; the table fits.

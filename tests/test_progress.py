@@ -12,10 +12,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import NB201_CSV
+from terminal_helpers import in_pty
 
 from hwnas.progress import SearchProgress, clock, eta
 
+NB201_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "nb201_cifar10_hw.csv"
 TABLE = "--space nb201 --objective acc_cifar10:max --objective lat_fpga_ms:min --strategy random"
 LINE = re.compile(
     r"^progress (\d+)/(\d+) \(\d+%\): front \d+, normalised hypervolume [01]\.\d{4}, "
@@ -134,11 +135,9 @@ def test_eta_and_clock():
 
 
 def test_a_terminal_gets_a_bar_with_an_eta(tmp_path, table):
-    from test_console import _in_pty
-
     args = [sys.executable, "-m", "hwnas.cli", "search", *TABLE.split()]
     args += ["--benchmark", str(table), "--budget", "30", "--out", str(tmp_path / "run")]
-    text = _in_pty(args, 120, tmp_path)
+    text = in_pty(args, 120, tmp_path)
     assert "search" in text and "30/30" in text and "ETA" in text
     assert "normalised hypervolume" in text
     assert not any(LINE.match(line) for line in text.splitlines())  # no plain lines here
