@@ -21,6 +21,7 @@ from hwnas.evaluate.providers import build_providers
 from hwnas.objectives.base import Constraint, Objective, parse_constraint, parse_objective
 from hwnas.objectives.resolve import resolve_objectives
 from hwnas.registry import Registry
+from hwnas.resolved import resolve_training_threads, resolved_config
 from hwnas.results import SearchResult, compute_front, stored_config, write_front
 from hwnas.runner import Budget, Executor, run
 from hwnas.search import make_strategy, max_objectives
@@ -174,6 +175,7 @@ def search(
     if config.benchmark is None and config.dataset is None:
         raise ConfigError("give --benchmark TABLE or --dataset NAME to evaluate candidates")
     _check_new_run_dir(Path(out))  # before anything is built
+    config = resolve_training_threads(config)
     return start(Session.prepare(config), out, progress=progress)
 
 
@@ -186,7 +188,7 @@ def start(session: Session, out: str | os.PathLike[str], *, progress: bool = Fal
     created = not out_dir.exists()
     store = RunStore.create(out_dir, config.to_dict())
     try:
-        rundir.write_file(out_dir, rundir.CONFIG, dumps_toml(config.to_dict()))
+        _write_config(out_dir, session)
         return session.run(
             store, run_budget, executor=_make_executor(config, session), progress=progress
         )
@@ -237,7 +239,7 @@ def resume(
         if updated != config:
             config = updated
             store.set_meta("config", _json(config.to_dict()))
-            rundir.write_file(store.run_dir, rundir.CONFIG, dumps_toml(config.to_dict()))
+            _write_config(store.run_dir, session)
         return session.run(
             store, run_budget, executor=_make_executor(config, session), progress=progress
         )
@@ -295,14 +297,13 @@ def _with_fidelity(strategy: Strategy, config: RunConfig) -> Strategy:
 
 
 def _check_executor(config: RunConfig) -> None:
-    from hwnas.executors.settings import EXECUTORS
+    """The executor settings' names, types and bounds (one-line ConfigError), before any file."""
+    from hwnas.executors.settings import EXECUTORS, ExecutorSettings
 
     kind = config.executor.get("kind", "local")
     if kind not in EXECUTORS:
         raise ConfigError(EXECUTORS.unknown_message(kind))
-    workers = config.executor.get("workers")
-    if workers is not None and int(workers) < 1:
-        raise ConfigError(f"--workers must be at least 1, not {workers}")
+    ExecutorSettings.from_mapping(config.executor)
 
 
 def _make_executor(config: RunConfig, session: Session) -> Executor | None:
@@ -335,6 +336,12 @@ def _check_new_run_dir(out_dir: Path) -> None:
         )
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise RunError(f"'{out_dir}' exists and is not an empty directory; choose another --out")
+
+
+def _write_config(run_dir: Path, session: Session) -> None:
+    """``config.toml``: the run's settings with the training and profiling values used."""
+    text = dumps_toml(resolved_config(session.config, session.providers))
+    rundir.write_file(run_dir, rundir.CONFIG, text)
 
 
 def _json(data: Any) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -66,55 +65,22 @@ def parse_duration(text: str) -> float:
     return total
 
 
-# -- a minimal TOML writer for the config (the standard library only reads TOML) -----------
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-def _key(k: str) -> str:
-    return k if _BARE_KEY.match(k) else _string(k)
-
-
-def _string(s: str) -> str:
-    escaped = s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
-
-
-def _value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "nan"
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        return repr(v)
-    if isinstance(v, str):
-        return _string(v)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_value(x) for x in v) + "]"
-    if isinstance(v, Mapping):
-        return "{" + ", ".join(f"{_key(k)} = {_value(x)}" for k, x in v.items()) + "}"
-    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+def _toml_ready(value: Any) -> Any:
+    """``value`` without None entries and empty tables (TOML has no null; an empty section says
+    nothing), tuples as lists."""
+    if isinstance(value, Mapping):
+        out = {str(k): _toml_ready(v) for k, v in value.items() if v is not None}
+        return {k: v for k, v in out.items() if not (isinstance(v, dict) and not v)}
+    if isinstance(value, (list, tuple)):
+        return [_toml_ready(v) for v in value if v is not None]
+    return value
 
 
 def dumps_toml(data: Mapping[str, Any]) -> str:
-    """TOML text of ``data``: scalars first, then one table per mapping. None is omitted."""
-    lines: list[str] = []
-    tables: list[tuple[str, Mapping[str, Any]]] = []
-    for k, v in data.items():
-        if v is None:
-            continue
-        if isinstance(v, Mapping):
-            tables.append((k, v))
-        else:
-            lines.append(f"{_key(k)} = {_value(v)}")
-    for name, table in tables:
-        lines.append("")
-        lines.append(f"[{_key(name)}]")
-        lines.extend(f"{_key(k)} = {_value(v)}" for k, v in table.items() if v is not None)
-    return "\n".join(lines) + "\n"
+    """TOML text of ``data`` (tomli-w): None and empty tables are omitted."""
+    import tomli_w
+
+    return tomli_w.dumps(_toml_ready(data))
 
 
 def loads_toml(text: str) -> dict[str, Any]:

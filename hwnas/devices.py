@@ -23,9 +23,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, StringConstraints
 
 from hwnas.errors import DeviceError
+
+_Text = Annotated[StrictStr, StringConstraints(strip_whitespace=True, min_length=1)]
+_Positive = Annotated[StrictInt, Field(gt=0)]
 
 __all__ = [
     "ONNX_RUNTIMES",
@@ -212,11 +217,44 @@ def list_devices() -> list[DeviceProfile]:
     return [load_device(name) for name in builtin_names()]
 
 
-_INT_FIELDS = ("device_index", "threads", "batch_size", "warmup", "repeats")
+class _ProfileFile(BaseModel):
+    """The fields a profile file may hold, with their types and bounds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: _Text | None = None
+    description: _Text | None = None
+    runtime: Literal["torch", "onnxruntime", "remote", "table"] = "torch"
+    device: Literal["cpu", "cuda"] = "cpu"
+    device_index: Annotated[StrictInt, Field(ge=0)] = 0
+    providers: list[StrictStr] | StrictStr | None = None
+    provider: list[StrictStr] | StrictStr | None = None
+    provider_options: dict[str, dict[str, Any]] | None = None
+    threads: Annotated[StrictInt, Field(ge=1)] = 1
+    batch_size: Annotated[StrictInt, Field(ge=1)] = 1
+    input_shape: tuple[_Positive, _Positive, _Positive] | None = None
+    warmup: Annotated[StrictInt, Field(ge=0)] = 10
+    repeats: Annotated[StrictInt, Field(ge=1)] = 30
+    max_cv: Annotated[float, Field(gt=0)] = 0.05
+    clock: Literal["wall", "thread"] = "wall"
+    table: _Text | None = None
+    servers: list[StrictStr] | StrictStr | None = None
+    token_env: _Text | None = None
+    timeout: Annotated[float, Field(gt=0)] | None = None
+
+
+_HINTS = {
+    "servers": "write a list of addresses http://HOST:PORT",
+    "timeout": "a positive number of seconds",
+    "input_shape": "write [channels, height, width]",
+    "max_cv": "a positive number, 0.05 = 5%",
+    "provider_options": "a table of tables, e.g. [provider_options.cuda]",
+}
 
 
 def _parse(text: str, *, source: str, default_name: str) -> DeviceProfile:
     from hwnas.config import loads_toml
+    from hwnas.schema import validate
 
     try:
         data = loads_toml(text)
@@ -226,73 +264,27 @@ def _parse(text: str, *, source: str, default_name: str) -> DeviceProfile:
     def bad(key: str, why: str) -> DeviceError:
         return DeviceError(f"{source}: field '{key}' {why}")
 
-    known = set(DeviceProfile.__dataclass_fields__) - {"source"}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise bad(unknown[0], f"is unknown{hint}; known fields: {', '.join(sorted(known))}")
+    fields = validate(_ProfileFile, data, where=source, error=DeviceError, hints=_HINTS)
+    given = fields.model_dump(exclude_unset=True, exclude={"provider", "providers", "servers"})
     values: dict[str, Any] = {"name": default_name, "source": source}
-    for key in ("name", "description", "runtime", "device", "clock", "table", "token_env"):
-        if key in data:
-            if not isinstance(data[key], str) or not data[key].strip():
-                raise bad(key, f"must be a non-empty string, got {data[key]!r}")
-            values[key] = data[key].strip()
-    for key in _INT_FIELDS:
-        if key in data:
-            value = data[key]
-            low = 0 if key in ("device_index", "warmup") else 1
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise bad(key, f"must be an integer >= {low}, got {value!r}")
-            values[key] = value
-    if "max_cv" in data:
-        value = data["max_cv"]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise bad("max_cv", f"must be a positive number (0.05 = 5%), got {value!r}")
-        values["max_cv"] = float(value)
-    if "timeout" in data:
-        value = data["timeout"]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise bad("timeout", f"must be a positive number of seconds, got {value!r}")
-        values["timeout"] = float(value)
-    if "servers" in data:
-        values["servers"] = _servers(data["servers"], bad)
-    if "input_shape" in data:
-        shape = data["input_shape"]
-        if (
-            not isinstance(shape, list)
-            or len(shape) != 3
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)
-        ):
-            raise bad("input_shape", f"must be [channels, height, width], got {shape!r}")
-        values["input_shape"] = tuple(shape)
-
-    runtime = values.get("runtime", "torch")
-    if runtime not in RUNTIMES:
-        raise bad("runtime", f"must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
-    device = values.get("device", "cpu")
-    if device not in DEVICES:
-        raise bad("device", f"must be one of {', '.join(DEVICES)}, got {device!r}")
+    values.update({k: v.strip() if isinstance(v, str) else v for k, v in given.items()})
+    runtime, device = fields.runtime, fields.device
+    if fields.servers is not None:
+        values["servers"] = _servers(fields.servers, bad)
     values["providers"] = _providers(data, runtime, device, bad)
-    clock = values.get("clock", "wall")
-    if clock not in CLOCKS:
-        raise bad("clock", f"must be one of {', '.join(CLOCKS)}, got {clock!r}")
-    if clock == "thread" and (device != "cpu" or values.get("threads", 1) != 1):
+    if fields.clock == "thread" and (device != "cpu" or fields.threads != 1):
         raise bad(
             "clock",
             "'thread' times only single-threaded CPU inference; set device = \"cpu\" and "
             'threads = 1, or use clock = "wall"',
         )
-    if "provider_options" in data:
-        options = data["provider_options"]
-        if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
-            raise bad("provider_options", "must be a table of tables, e.g. [provider_options.cuda]")
+    if fields.provider_options is not None:
         values["provider_options"] = {
-            ORT_PROVIDERS.get(k.lower(), k): dict(v) for k, v in options.items()
+            ORT_PROVIDERS.get(k.lower(), k): dict(v) for k, v in fields.provider_options.items()
         }
-    if runtime == "table" and "table" not in values:
+    if runtime == "table" and fields.table is None:
         raise bad("table", "is required for runtime 'table' (the latency table's file)")
-    if runtime != "table" and "table" in values:
+    if runtime != "table" and fields.table is not None:
         raise bad("table", f"is only for runtime 'table', not '{runtime}'")
     if runtime == "remote" and not values.get("servers"):
         raise bad("servers", "is required for runtime 'remote', e.g. [\"http://10.0.0.7:8470\"]")

@@ -192,6 +192,8 @@ def hypervolume_trace(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(evaluations, hypervolume): the normalised hypervolume after each finished trial.
 
+    Same definition as :func:`hwnas.objectives.pareto.normalised_hypervolume` (in [0, 1]).
+
     Trials count in the order they finished (failed ones too: they spent budget). Objectives
     are scaled so that ``ideal`` maps to 0 and ``nadir`` to 1, reference ``ref`` per axis, as
     :class:`hwnas.results.Front` does; with one run's own bounds the last value equals its
@@ -207,11 +209,11 @@ def hypervolume_trace(
     hv = np.zeros(len(finished))
     for i, trial in enumerate(finished):
         if is_feasible(trial, constraints):
-            z = normalise(objective_matrix([trial], objectives), ideal, nadir)[0]
+            z = np.maximum(normalise(objective_matrix([trial], objectives), ideal, nadir)[0], 0)
             # Only a point no current member weakly dominates changes the hypervolume.
             if np.isfinite(z).all() and not (front <= z).all(axis=1).any():
                 front = np.vstack([front[~(z <= front).all(axis=1)], z])
-                current = hypervolume(front, np.full(k, ref))
+                current = hypervolume(front, np.full(k, ref)) / ref**k
         hv[i] = current
     return np.arange(1, len(finished) + 1), hv
 

@@ -27,6 +27,7 @@ from hwnas.config import dumps_toml
 from hwnas.errors import HwnasError
 from hwnas.lineage import describe_transfer
 from hwnas.objectives.base import Objective
+from hwnas.objectives.pareto import HV_DEFINITION, HV_NAME
 from hwnas.plot import RunData, format_number, format_value, load_run, render_plots
 from hwnas.report_sections import (
     budget_section,
@@ -227,7 +228,7 @@ def _summary(run: RunData) -> str:
         ),
         ("Pareto front", f"{counts['front']} members"),
         ("knee", f"trial {knee.number}" if knee is not None else "–"),
-        ("normalised hypervolume", f"{front.hypervolume:.4f} (reference 1.1 per scaled axis)"),
+        (HV_NAME, f"{front.hypervolume:.4f} ({HV_DEFINITION})"),
     ]
     table = "<table>\n" + "\n".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows)
     return table + "\n</table>\n" + _failures(run.trials)

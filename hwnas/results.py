@@ -14,7 +14,7 @@ import io
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +31,11 @@ from hwnas.objectives.base import (
     parse_constraint,
     parse_objective,
 )
+from hwnas.objectives.noise import NoiseReport, interval, noise_report
 from hwnas.objectives.pareto import (
+    HV_DEFINITION,
+    HV_NAME,
+    HV_REFERENCE,
     front_indices,
     is_feasible,
     knee_index,
@@ -45,15 +49,13 @@ from hwnas.types import Trial, TrialState
 if TYPE_CHECKING:
     from hwnas.runner import RunOutcome
 
-HV_REFERENCE = 1.1
-
 
 @dataclass(frozen=True)
 class Front:
     """Non-dominated feasible trials, sorted by the first objective (best first).
 
-    ``hypervolume`` is normalised: each objective is scaled so that the best and worst values
-    among all feasible evaluated trials map to 0 and 1, with the reference point at 1.1.
+    ``hypervolume`` is :func:`hwnas.objectives.pareto.normalised_hypervolume` over the bounds
+    of all feasible evaluated trials (``HV_DEFINITION``), in [0, 1].
     """
 
     objectives: list[Objective]
@@ -65,6 +67,15 @@ class Front:
     ideal: list[float]
     nadir: list[float]
     counts: dict[str, int]
+    noise: NoiseReport = field(default_factory=lambda: NoiseReport({}, [], []))
+
+    def interval_metrics(self) -> list[str]:
+        """Objectives with a measured spread (p10/p90) on some member, e.g. latency."""
+        return [
+            o.metric
+            for o in self.objectives
+            if any(interval(t, o.metric) is not None for t in self.members)
+        ]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -78,7 +89,9 @@ class Front:
             ],
             "constraints": [str(c) for c in self.constraints],
             "hypervolume": {
+                "name": HV_NAME,
                 "value": self.hypervolume,
+                "definition": HV_DEFINITION,
                 "normalisation": "objectives scaled by the ideal and nadir of all feasible trials",
                 "ideal": self.ideal,
                 "nadir": self.nadir,
@@ -86,11 +99,23 @@ class Front:
             },
             "knee": self.knee.number if self.knee is not None else None,
             "counts": self.counts,
+            "noise": {
+                "interval": "p10 and p90 of the repeated measurements",
+                "within_noise_of": {str(k): v for k, v in self.noise.ties.items() if v},
+                "near_front": self.noise.near_front,
+                "noisy_trials": self.noise.noisy,
+            },
             "members": [
                 {
                     "trial": t.number,
                     "genotype": t.genotype.to_json(),
                     "values": {o.metric: t.value(o.metric) for o in self.objectives},
+                    "intervals": {
+                        m: {"p10": span[0], "p90": span[1]}
+                        for m in self.interval_metrics()
+                        if (span := interval(t, m)) is not None
+                    },
+                    "within_noise_of": self.noise.ties.get(t.number, []),
                     "measurements": {k: m.to_json() for k, m in t.measurements.items()},
                     "parent": t.parent,
                 }
@@ -139,8 +164,11 @@ def compute_front(
         "feasible": len(feasible),
         "front": len(members),
     }
+    member_numbers = {t.number for t in members}
+    off_front = [t for t in feasible if t.number not in member_numbers]
+    noise = noise_report(members, off_front, objectives)
     return Front(
-        objectives, constraints, dict(units or {}), members, knee, hv, ideal, nadir, counts
+        objectives, constraints, dict(units or {}), members, knee, hv, ideal, nadir, counts, noise
     )
 
 
@@ -170,13 +198,22 @@ def _fidelity(trial: Trial) -> float:
 
 
 def write_front(run_dir: Path, front: Front) -> tuple[Path, Path]:
-    """Write ``front.csv`` (trial, genotype, one column per objective) and ``front.json``."""
+    """Write ``front.csv`` (trial, genotype, one column per objective, then ``METRIC_p10`` and
+    ``METRIC_p90`` for measured objectives) and ``front.json``."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["trial", "genotype", *(o.metric for o in front.objectives)])
+    spread = front.interval_metrics()
+    spread_columns = [f"{m}_{q}" for m in spread for q in ("p10", "p90")]
+    writer.writerow(["trial", "genotype", *(o.metric for o in front.objectives), *spread_columns])
     for t in front.members:
+        spans = [interval(t, m) for m in spread]
         writer.writerow(
-            [t.number, t.genotype.spec, *(repr(t.value(o.metric)) for o in front.objectives)]
+            [
+                t.number,
+                t.genotype.spec,
+                *(repr(t.value(o.metric)) for o in front.objectives),
+                *(repr(v) if s else "" for s in spans for v in (s or (None, None))),
+            ]
         )
     text = json.dumps(front.to_json(), indent=2) + "\n"
     csv_path = rundir.write_file(run_dir, rundir.FRONT_CSV, buffer.getvalue())

@@ -24,6 +24,7 @@ from hwnas.evaluate.base import EvalContext
 from hwnas.evaluate.evaluator import Evaluator
 from hwnas.objectives.base import Constraint, Objective
 from hwnas.objectives.pareto import is_feasible, nondominated_mask, normalised_hypervolume
+from hwnas.progress import SearchProgress
 from hwnas.search.base import Strategy
 from hwnas.store import RunStore
 from hwnas.types import Trial, TrialState
@@ -157,58 +158,9 @@ class FrontMonitor:
         F = np.asarray(self._rows)
         mask = nondominated_mask(F)
         self.front_size = int(mask.sum())
+        # The bounds of the trials so far: the final value equals the front's (same bounds),
+        # an earlier one may exceed a later one when a new trial widens the bounds.
         self.hypervolume = normalised_hypervolume(F[mask], F.min(axis=0), F.max(axis=0))
-
-
-class _Progress:
-    """A rich progress bar on stderr (or nothing)."""
-
-    def __init__(self, enabled: bool, total: int | None, done: int) -> None:
-        self._progress = None
-        if not enabled:
-            return
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        self._progress = Progress(
-            TextColumn("[bold]search"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn(
-                "front {task.fields[front]}  HV {task.fields[hv]:.4f}  failed {task.fields[failed]}"
-            ),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-            transient=False,
-        )
-        self._task = self._progress.add_task(
-            "search", total=total, completed=done, front=0, hv=0.0, failed=0
-        )
-
-    def __enter__(self) -> _Progress:
-        if self._progress is not None:
-            self._progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-
-    def update(self, done: int, monitor: FrontMonitor, failed: int) -> None:
-        if self._progress is not None:
-            self._progress.update(
-                self._task,
-                completed=done,
-                front=monitor.front_size,
-                hv=monitor.hypervolume,
-                failed=failed,
-            )
 
 
 #: An empty ask counts as this many duplicate-only asks towards the 50 that end a run as
@@ -279,7 +231,15 @@ def run(
         return budget.seconds is not None and time.monotonic() - start >= budget.seconds
 
     # closing: worker processes stop also on Ctrl-C or an error; the store stays consistent.
-    with _Progress(progress, budget.evaluations, done) as bar, contextlib.closing(executor):
+    bar = SearchProgress(
+        enabled=progress,
+        total=budget.evaluations,
+        done=done,
+        monitor=monitor,
+        failed=failed,
+        seconds=budget.seconds,
+    )
+    with bar, contextlib.closing(executor):
         while True:
             while executor.has_room() and not time_up():
                 if not pending:
@@ -331,10 +291,8 @@ def run(
                 failed += t.state is TrialState.FAILED
             done += len(finished)
             evaluated += len(finished)
-            monitor.refresh()
-            bar.update(done, monitor, failed)
-        monitor.refresh(force=True)
-        bar.update(done, monitor, failed)
+            bar.update(done, failed)
+        bar.finish(done, failed)
     return RunOutcome(evaluated=evaluated, stopped_by=stopped_by)
 
 

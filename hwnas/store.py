@@ -6,7 +6,8 @@ transactions, so a run killed at any moment resumes consistently: finished but u
 are told again, queued and running ones are evaluated again, completed ones never repeat.
 
 An exclusive ``flock`` on ``hwnas.lock`` marks the run as in use; the kernel drops it when
-the process dies, so a killed run never stays locked.
+the process dies, so a killed run never stays locked, and a run that stops (also on Ctrl-C)
+removes the file.
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ class RunStore:
     def close(self) -> None:
         self._db.close()
         if self._lock is not None:
-            os.close(self._lock)
+            _release_lock(self.run_dir, self._lock)
             self._lock = None
 
     def __enter__(self) -> RunStore:
@@ -423,8 +424,10 @@ def _connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
 
 def _acquire_lock(run_dir: Path) -> int:
     """The run's lock file descriptor, flock'ed; never follows a planted symlink."""
-    fd = rundir.open_lock(run_dir)
-    if fcntl is not None:
+    while True:
+        fd = rundir.open_lock(run_dir)
+        if fcntl is None:
+            break
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -433,9 +436,24 @@ def _acquire_lock(run_dir: Path) -> int:
                 f"run '{run_dir}' is in use by another hwnas process; wait for it to finish "
                 "or stop it first"
             ) from None
+        # The previous holder unlinks the file when it closes: if that happened between our
+        # open and flock, we hold a lock on a deleted file; take the one now at the path.
+        try:
+            if os.fstat(fd).st_ino == os.lstat(run_dir / rundir.LOCK).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
+
+
+def _release_lock(run_dir: Path, fd: int) -> None:
+    """Remove the lock file while still holding it, then let go: no stale file stays behind."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(run_dir / rundir.LOCK)
+    os.close(fd)
 
 
 def _measurement_row(trial: int, m: Measurement) -> tuple[Any, ...]:

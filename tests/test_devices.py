@@ -40,7 +40,10 @@ def test_builtin_profiles_cover_the_issue() -> None:
     names = builtin_names()
     assert {"cpu", "gpu", "ort-cpu", "ort-gpu"} <= set(names)
     profiles = {p.name: p for p in list_devices()}
-    assert profiles["cpu"].runtime == "torch" and profiles["cpu"].device == "cpu"
+    # The default CPU target is the deployed file (ONNX in onnxruntime); eager PyTorch by name.
+    assert profiles["cpu"].runtime == "onnxruntime" and profiles["cpu"].device == "cpu"
+    assert profiles["cpu"].threads == 1 and profiles["cpu"].batch_size == 1
+    assert profiles["cpu-eager"].runtime == "torch" and profiles["cpu-eager"].device == "cpu"
     assert profiles["gpu"].device == "cuda" and profiles["gpu"].torch_device == "cuda:0"
     assert profiles["ort-cpu"].providers == ("CPUExecutionProvider",)
     assert profiles["ort-gpu"].providers[0] == "CUDAExecutionProvider"
@@ -75,19 +78,19 @@ def test_user_profile_by_path(tmp_path: Path) -> None:
     [
         ('runtime = "torch"\nthread = 2\n', "thread", "did you mean 'threads'"),
         ("threads = 'two'\n", "threads", "integer"),
-        ("repeats = 0\n", "repeats", ">= 1"),
-        ('runtime = "tflite"\n', "runtime", "torch, onnxruntime, remote, table"),
+        ("repeats = 0\n", "repeats", "must be greater than or equal to 1"),
+        ('runtime = "tflite"\n', "runtime", "'torch', 'onnxruntime', 'remote' or 'table'"),
         ('runtime = "remote"\n', "servers", "is required for runtime 'remote'"),
         ('servers = ["http://10.0.0.7:8470"]\n', "servers", "only for runtime 'remote'"),
         ('runtime = "remote"\nservers = ["board"]\n', "servers", "write http://HOST:PORT"),
-        ('runtime = "remote"\nservers = ["b:1"]\ntimeout = 0\n', "timeout", "positive"),
-        ('device = "tpu"\n', "device", "cpu, cuda"),
+        ('runtime = "remote"\nservers = ["b:1"]\ntimeout = 0\n', "timeout", "greater than 0"),
+        ('device = "tpu"\n', "device", "'cpu' or 'cuda'"),
         ('providers = ["cpu"]\n', "providers", "only for runtime 'onnxruntime'"),
         ('runtime = "onnxruntime"\nproviders = ["quantum"]\n', "providers", "quantum"),
         ('runtime = "onnxruntime"\nproviders = ["cuda"]\n', "providers", 'device = "cuda"'),
         ("input_shape = [32, 32]\n", "input_shape", "[channels, height, width]"),
         ('clock = "thread"\nthreads = 2\n', "clock", "single-threaded"),
-        ('clock = "sundial"\n', "clock", "wall, thread"),
+        ('clock = "sundial"\n', "clock", "'wall' or 'thread'"),
         ('runtime = "table"\n', "table", "required"),
         ("max_cv = -1\n", "max_cv", "positive"),
     ],
@@ -156,7 +159,7 @@ def test_fingerprint_is_stable_and_tracks_what_matters() -> None:
         fingerprint(replace(cpu, threads=2)),
         fingerprint(replace(cpu, batch_size=8)),
         fingerprint(replace(cpu, clock="wall")),
-        fingerprint(load_device("ort-cpu")),
+        fingerprint(load_device("cpu-eager")),
     }
     assert fingerprint(cpu) not in others and len(others) == 4
     # Warm-up, repeats and the description do not change latency, so not the cache key either.

@@ -104,10 +104,15 @@ def test_hypervolume_of_known_shapes():
     assert hypervolume(staircase, [1.0, 1.0]) == pytest.approx(0.75)
     # Points beyond the reference add nothing.
     assert hypervolume(np.array([[2.0, 2.0]]), [1.0, 1.0]) == 0.0
-    # Normalised: the ideal point alone covers the whole box up to 1.1.
-    assert normalised_hypervolume(
-        np.array([[1.0, 10.0]]), np.array([1.0, 10.0]), np.array([3.0, 30.0])
-    ) == pytest.approx(1.21)
+    # Normalised: the ideal point alone covers the whole box up to 1.1, which counts as 1.
+    ideal, nadir = np.array([1.0, 10.0]), np.array([3.0, 30.0])
+    assert normalised_hypervolume(np.array([[1.0, 10.0]]), ideal, nadir) == pytest.approx(1.0)
+    # The nadir alone covers 0.1 x 0.1 of the 1.1 x 1.1 box.
+    assert normalised_hypervolume(np.array([[3.0, 30.0]]), ideal, nadir) == pytest.approx(
+        0.01 / 1.21
+    )
+    # Never above 1, even for a point better than the ideal of other trials.
+    assert normalised_hypervolume(np.array([[0.0, 0.0]]), ideal, nadir) == pytest.approx(1.0)
 
 
 def test_knee_is_the_bend_of_a_convex_front():

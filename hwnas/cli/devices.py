@@ -54,8 +54,9 @@ def devices(
         ]
         typer.echo(json.dumps(data, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from hwnas.console import make_console
 
     table = Table("device", "runtime", "usable here", "why not / notes", "description")
     for profile, state in rows:
@@ -65,7 +66,7 @@ def devices(
         usable = "yes" if state.usable else "no"
         why = state.reason if not state.usable else "; ".join(state.notes)
         table.add_row(profile.name, runtime, usable, why, profile.description)
-    console = Console()
+    console = make_console()
     console.print(table)
     console.print("Any other profile: --device path/to/profile.toml (see docs/profiling.md).")
 
@@ -146,6 +147,7 @@ def lut(
     """
     from hwnas.devices import load_device
     from hwnas.profilers.lut import LatencyTable, table_path
+    from hwnas.profilers.lut_scale import CALIBRATION_NETWORKS
 
     with user_errors():
         profile = load_device(device)
@@ -165,6 +167,7 @@ def lut(
                     repeats=repeats,
                     seed=seed,
                     progress=callback,
+                    calibrate=CALIBRATION_NETWORKS,
                 )
             table.save(path)
         if out is not None:
@@ -174,10 +177,11 @@ def lut(
 
 
 def _print_table(table: Any, path: Path, cached: bool, out: Path | None) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from hwnas.console import make_console
+
+    console = make_console()
     meta = table.meta
     state = "cached" if cached else f"measured in {meta.get('build_seconds', 0):.1f} s"
     console.print(
@@ -204,6 +208,14 @@ def _print_table(table: Any, path: Path, cached: bool, out: Path | None) -> None
             f"{slow} {values[slow]:.4g}",
         )
     console.print(slots)
+    fit = meta.get("calibration")
+    if fit:
+        console.print(
+            f"entries scaled by {fit['scale']:.3f} to match {fit['networks']} whole networks "
+            f"timed in the same session: table-sum MAPE {fit['mape_unscaled']:.1%} unscaled, "
+            f"{fit['mape_leave_one_out']:.1%} scaled (leave-one-out)",
+            soft_wrap=True,
+        )
     unstable = meta.get("unstable_entries", 0)
     if unstable:
         console.print(
@@ -258,6 +270,7 @@ def calibrate(
     from hwnas.devices import load_device
     from hwnas.errors import ConfigError
     from hwnas.profilers.lut import LatencyTable, table_path
+    from hwnas.profilers.lut_scale import CALIBRATION_NETWORKS
     from hwnas.profilers.predictor import calibrate as run_calibration
 
     if transfer_from:
@@ -284,7 +297,13 @@ def calibrate(
                     f"no latency table for '{profile.name}' yet: measuring it first", err=True
                 )
                 table = LatencyTable.build(
-                    search_space, profile, **lookup, repeats=repeats, seed=seed, progress=callback
+                    search_space,
+                    profile,
+                    **lookup,
+                    repeats=repeats,
+                    seed=seed,
+                    progress=callback,
+                    calibrate=CALIBRATION_NETWORKS,
                 )
                 table.save(path)
             predictor = run_calibration(
@@ -342,10 +361,11 @@ def _calibrate_transfer(
 
 
 def _print_fidelity(predictor: Any, path: Path) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from hwnas.console import make_console
+
+    console = make_console()
     report, meta = predictor.report, predictor.meta
     title = (
         f"fidelity on {report['n_test']} held-out architectures "
@@ -464,10 +484,11 @@ def _bytes(value: Any) -> str:
 
 
 def _print_profile(ref: Any, profile: Any, results: dict[str, Any]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from hwnas.console import make_console
+
+    console = make_console()
     table = Table(
         "metric",
         "value",

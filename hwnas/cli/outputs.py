@@ -80,19 +80,24 @@ def export(
 
 
 def _print_exports(results: list, *, int8: bool) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from hwnas.console import make_console, print_line
+    from hwnas.export.notes import is_untrained, untrained_note
+
+    console = make_console()
     table = Table(title="ONNX exports (exports/)")
-    for column in ("export", "trial", "verified", "max |Δ|", "top-1", "ONNX", "search"):
-        table.add_column(column, justify="left" if column in ("export", "verified") else "right")
+    columns = ("export", "trial", "weights", "verified", "max |Δ|", "top-1 agree", "ONNX", "search")
+    for column in columns:
+        left = column in ("export", "weights", "verified")
+        table.add_column(column, justify="left" if left else "right")
     for r in results:
         latency = r.record.get("latency") or {}
         diff, agreement = r.max_abs_diff, r.top1_agreement
         table.add_row(
             r.name,
             str(r.trial) if r.trial is not None else "–",
+            "UNTRAINED" if is_untrained(r.record) else "trained",
             "passed" if r.passed else "FAILED",
             f"{diff:.2g}" if diff is not None else "–",
             f"{agreement:.0%}" if agreement is not None else "–",
@@ -100,7 +105,14 @@ def _print_exports(results: list, *, int8: bool) -> None:
             _value(latency.get("search_time")),
         )
     console.print(table)
-    console.print("ONNX and search: latency of the exported file and the search's figure.")
+    print_line(
+        console,
+        "top-1 agree: share of inputs where onnxruntime and PyTorch pick the same class. "
+        "ONNX and search: latency of the exported file and the search's figure.",
+    )
+    for note in dict.fromkeys(untrained_note(r.record) for r in results if r.passed):
+        if note:
+            print_line(console, note)
     if int8:
         table = Table(title="int8 (static QDQ)")
         for column in ("export", "size fp32 → int8", "latency fp32 → int8", "accuracy fp32 → int8"):
@@ -109,6 +121,10 @@ def _print_exports(results: list, *, int8: bool) -> None:
             if r.passed:
                 table.add_row(r.name, *_int8_cells(r.record.get("int8") or {}))
         console.print(table)
+        for r in results:
+            slower = (r.record.get("int8") or {}).get("note") if r.passed else None
+            if slower:
+                print_line(console, f"{r.name}: {slower}")
     for r in results:
         if r.passed:
             extra = f", {r.int8_path}" if r.int8_path else ""

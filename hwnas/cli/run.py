@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -87,7 +86,9 @@ def search(
         str | None, Opt(help="Export at the end: knee, front, best:METRIC or trial:N.")
     ] = None,
     plot: Annotated[bool, Opt(help="Write plots at the end.")] = False,
-    progress: Annotated[bool, Opt(help="Show a progress bar.")] = True,
+    progress: Annotated[
+        bool, Opt(help="Show progress: a bar in a terminal, plain lines in a log.")
+    ] = True,
 ) -> None:
     """Search for the Pareto front of the objectives and write it to the run directory.
 
@@ -140,7 +141,7 @@ def search(
             profiling=_given(latency=latency, bad_cells=bad_cells),
             executor=_given(kind=executor, workers=workers, ray_address=ray_address),
             post=_given(export=export, plot=plot or None),
-            progress=progress and sys.stderr.isatty(),
+            progress=progress,
         )
         _print_result(result)
     if export or plot:
@@ -150,6 +151,8 @@ def search(
 
 def _print_outputs(run_dir: Path, *, export: bool, plot: bool) -> None:
     """What --export and --plot wrote; exit 1 when an export failed verification."""
+    from hwnas.export.notes import is_untrained
+
     if plot:
         typer.echo(f"plots: {run_dir / rundir.PLOTS}")
     failed = 0
@@ -158,7 +161,10 @@ def _print_outputs(run_dir: Path, *, export: bool, plot: bool) -> None:
         verification = data.get("verification") or {}
         if verification.get("passed"):
             onnx = path.parent / (data.get("onnx") or {}).get("file", "")
-            typer.echo(f"export {data.get('name')}: verified, {onnx}")
+            untrained = (
+                " (UNTRAINED weights: train it before deploying)" if is_untrained(data) else ""
+            )
+            typer.echo(f"export {data.get('name')}: verified{untrained}, {onnx}")
         else:
             failed += 1
             typer.echo(f"export {data.get('name')}: FAILED: {verification.get('reason')} ({path})")
@@ -193,7 +199,9 @@ def resume(
     ray_address: Annotated[
         str | None, Opt(help="Ray cluster address (e.g. auto); implies --executor ray.")
     ] = None,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    progress: Annotated[
+        bool, typer.Option(help="Show progress: a bar in a terminal, plain lines in a log.")
+    ] = True,
 ) -> None:
     """Continue a killed or finished run without repeating or losing completed trials.
 
@@ -212,7 +220,7 @@ def resume(
             budget=budget,
             time_budget=parse_duration(time_budget) if time_budget else None,
             executor=_given(kind=executor, workers=workers, ray_address=ray_address),
-            progress=progress and sys.stderr.isatty(),
+            progress=progress,
         )
         _print_result(result)
     _exit_if_all_failed(result)
@@ -257,16 +265,16 @@ def spaces() -> None:
 
     Example: hwnas spaces
     """
-    from rich.console import Console
     from rich.table import Table
 
+    from hwnas.console import make_console
     from hwnas.spaces import SPACES, make_space
 
     table = Table("space", "architectures", "description")
     for entry in SPACES.entries():
         size = make_space(entry.name).size()
         table.add_row(entry.name, f"{size:,}" if size else "unbounded", entry.summary)
-    Console().print(table)
+    make_console().print(table)
 
 
 @app.command()
@@ -275,52 +283,22 @@ def strategies() -> None:
 
     Example: hwnas strategies
     """
-    from rich.console import Console
     from rich.table import Table
 
+    from hwnas.console import make_console
     from hwnas.search import STRATEGIES
 
     table = Table("strategy", "description")
     for entry in STRATEGIES.entries():
         table.add_row(entry.name, entry.summary)
-    Console().print(table)
+    make_console().print(table)
 
 
 def _print_result(result) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    from hwnas.cli.fronts import print_front
+    from hwnas.console import make_console
 
-    console = Console()
-    front = result.front
-    counts = front.counts
-    header = f"run {result.run_dir}: {counts['complete']} complete, {counts['failed']} failed"
-    if result.outcome is not None and result.outcome.stopped_by == "exhausted":
-        header += " (the strategy ran out of new architectures)"
-    console.print(header)
-    title = (
-        f"Pareto front: {len(front.members)} members, "
-        f"normalised hypervolume {front.hypervolume:.4f}"
-    )
-    table = Table(title=title)
-    table.add_column("trial", justify="right")
-    for o in front.objectives:
-        unit = front.units.get(o.metric, "")
-        table.add_column(
-            f"{o.metric} ({o.direction.value}{', ' + unit if unit else ''})", justify="right"
-        )
-    table.add_column("genotype", overflow="fold")
-    for t in front.members:
-        mark = "*" if front.knee is not None and t.number == front.knee.number else ""
-        table.add_row(
-            f"{t.number}{mark}",
-            *(f"{t.value(o.metric):.6g}" for o in front.objectives),
-            t.genotype.spec,
-        )
-    console.print(table)
-    console.print(
-        f"* knee point. Files: {result.run_dir / rundir.FRONT_CSV}, "
-        f"{result.run_dir / rundir.FRONT_JSON}"
-    )
+    print_front(make_console(), result)
 
 
 @app.command()
@@ -334,8 +312,7 @@ def genotype(
 
     Example: hwnas genotype macro:02012100
     """
-    from rich.console import Console
-
+    from hwnas.console import make_console
     from hwnas.evaluate.cheap import CheapProfileProvider
     from hwnas.spaces import make_space, parse_genotype, parse_options
 
@@ -343,7 +320,7 @@ def genotype(
         space_name, spec = parse_genotype(architecture)
         space = make_space(space_name, parse_options(space_option or []))
         g = space.parse(spec)
-        console = Console()
+        console = make_console()
         console.print(f"space      {g.space}\ncanonical  {g.spec}\nkey digest {g.digest()}")
         try:
             for i, layer in enumerate(space.layers(g)):

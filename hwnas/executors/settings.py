@@ -5,8 +5,10 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import BaseModel, Field
 
 from hwnas.errors import ConfigError
 from hwnas.evaluate.evaluator import Evaluator
@@ -36,44 +38,24 @@ class ExecutorSettings:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> ExecutorSettings:
-        names = [f.name for f in fields(cls)]
-        unknown = sorted(set(data) - set(names))
-        if unknown:
-            raise ConfigError(
-                f"executor has no setting {', '.join(unknown)}; its settings are: "
-                + ", ".join(names)
-            )
-        try:
-            settings = cls(
-                **{k: _CONVERT[k](v) for k, v in data.items() if v is not None}  # TOML/CLI text
-            )
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"bad executor setting: {exc}") from None
-        valid = {
-            "workers": settings.workers is None or settings.workers >= 1,
-            "max_retries": settings.max_retries >= 0,
-            "cpus_per_trial": settings.cpus_per_trial > 0,
-            "gpus_per_trial": settings.gpus_per_trial >= 0,
-            "profiler_gpus": settings.profiler_gpus >= 0,
-        }
-        bad = [f"{name}={getattr(settings, name)}" for name, ok in valid.items() if not ok]
-        if bad:
-            raise ConfigError(
-                f"bad executor setting {', '.join(bad)}: workers must be at least 1, "
-                "cpus_per_trial more than 0, max_retries and GPUs not negative"
-            )
-        return settings
+        """Settings from ``config.executor`` (flags, TOML, JSON); ConfigError in one line."""
+        from hwnas.schema import validate
+
+        given = {k: v for k, v in data.items() if v is not None}
+        checked = validate(_ExecutorFields, given, where="executor", error=ConfigError)
+        return cls(**checked.model_dump(exclude_unset=True))
 
 
-_CONVERT: dict[str, Callable[[Any], Any]] = {
-    "kind": str,
-    "workers": int,
-    "ray_address": str,
-    "max_retries": int,
-    "cpus_per_trial": float,
-    "gpus_per_trial": float,
-    "profiler_gpus": float,
-}
+class _ExecutorFields(BaseModel):
+    """Types and bounds of :class:`ExecutorSettings`; CLI text such as "2" converts."""
+
+    kind: Literal["local", "process", "ray"] = "local"
+    workers: Annotated[int, Field(ge=1)] | None = None
+    ray_address: str | None = None
+    max_retries: Annotated[int, Field(ge=0)] = 2
+    cpus_per_trial: Annotated[float, Field(gt=0)] = 1.0
+    gpus_per_trial: Annotated[float, Field(ge=0)] = 0.0
+    profiler_gpus: Annotated[float, Field(ge=0)] = 0.0
 
 
 def evaluator_from_config(config: Mapping[str, Any], metrics: Sequence[str]) -> Evaluator:

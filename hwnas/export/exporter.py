@@ -38,6 +38,7 @@ from hwnas.export.files import (
     versions,
     write_export,
 )
+from hwnas.export.notes import int8_slower_note
 from hwnas.export.verify import (
     ATOL,
     RTOL,
@@ -298,6 +299,9 @@ def export_model(
         )
         if int8_data is not None:
             record["int8"]["latency"] = record["latency"].pop("int8", None)
+            slower = int8_slower_note(record["int8"]["latency"])
+            if slower:
+                record["int8"]["note"] = slower
     record["hwnas_version"] = __version__
     record["versions"] = versions()
     record["created"] = now()

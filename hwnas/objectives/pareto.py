@@ -70,18 +70,43 @@ def hypervolume(F: np.ndarray, ref: Sequence[float] | np.ndarray) -> float:
     return float(moocore.hypervolume(F, ref=ref))
 
 
+#: The reference point of the normalised hypervolume, per scaled axis.
+HV_REFERENCE = 1.1
+#: What every output calls :func:`normalised_hypervolume` (console, front files, plots, report).
+HV_NAME = "normalised hypervolume"
+HV_DEFINITION = (
+    "each objective scaled so that the best and the worst value among the feasible trials map "
+    "to 0 and 1; hypervolume up to the reference point 1.1 on every scaled axis, divided by "
+    "the volume of that box (1.1^m), so it lies in [0, 1]"
+)
+
+
 def normalise(F: np.ndarray, ideal: np.ndarray, nadir: np.ndarray) -> np.ndarray:
     """Scale each column so that ``ideal`` maps to 0 and ``nadir`` to 1."""
     span = np.where(nadir > ideal, nadir - ideal, 1.0)
     return (F - ideal) / span
 
 
+def hypervolume_bounds(F: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(ideal, nadir) of the finite rows of ``F``: the normalisation of the hypervolume."""
+    F = F[np.isfinite(F).all(axis=1)]
+    if not len(F):
+        return None
+    return F.min(axis=0), F.max(axis=0)
+
+
 def normalised_hypervolume(
-    F: np.ndarray, ideal: np.ndarray, nadir: np.ndarray, ref: float = 1.1
+    F: np.ndarray, ideal: np.ndarray, nadir: np.ndarray, ref: float = HV_REFERENCE
 ) -> float:
-    """Hypervolume after scaling by ``ideal`` / ``nadir``, reference point ``ref`` per axis."""
-    Z = normalise(F, ideal, nadir)
-    return hypervolume(Z, np.full(F.shape[1], ref))
+    """THE hypervolume hwnas reports (see ``HV_DEFINITION``), in [0, 1].
+
+    Rows are scaled by ``ideal`` (-> 0) and ``nadir`` (-> 1); a row better than ``ideal`` (bounds
+    taken from other trials) is clipped to it, so the value never exceeds 1. Divided by
+    ``ref ** m``: 1 means one point at the ideal, 0 no point inside the reference box.
+    """
+    m = F.shape[1]
+    Z = np.maximum(normalise(F, np.asarray(ideal), np.asarray(nadir)), 0.0)
+    return hypervolume(Z, np.full(m, ref)) / ref**m
 
 
 def knee_index(F: np.ndarray) -> int:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from hwnas.devices import DeviceProfile, fingerprint
 from hwnas.errors import ConfigError, DeviceError, HwnasError
 from hwnas.files import atomic_write
+from hwnas.profilers.lut_scale import fit_scale, sample_genotypes
 from hwnas.types import Genotype, Measurement
 
 if TYPE_CHECKING:
@@ -363,9 +364,12 @@ class LatencyTable:
         repeats: int | None = None,
         seed: int = 0,
         progress: Callable[[str, int, int], None] | None = None,
+        calibrate: int = 0,
     ) -> LatencyTable:
         """Measure every distinct block of ``space`` (and stem, head, call overhead) on
-        ``profile``. ``progress(stage, done, total)`` reports exports and timing rounds."""
+        ``profile``. ``progress(stage, done, total)`` reports exports and timing rounds.
+        ``calibrate`` random whole networks are timed in the same session and every entry is
+        scaled so that sums match them (:mod:`hwnas.profilers.lut_scale`)."""
         from hwnas.devices import require_available
 
         if profile.runtime == "table":
@@ -376,10 +380,23 @@ class LatencyTable:
         chain = _chain_space(space)
         plan = network_plan(chain, num_classes=num_classes, input_shape=input_shape)
         parts = _distinct_parts(chain, plan)
+        networks = sample_genotypes(chain, calibrate, seed) if calibrate else []
+        whole = [
+            _Part(
+                f"network|{i}",
+                lambda g=g: chain.build(
+                    g, num_classes=num_classes, in_channels=plan.input_shape[0]
+                ),
+                plan.input_shape,
+            )
+            for i, g in enumerate(networks)
+        ]
         start = time.perf_counter()
         measurements = _measure_parts(
-            list(parts.values()), profile, repeats=repeats, seed=seed, progress=progress
+            [*parts.values(), *whole], profile, repeats=repeats, seed=seed, progress=progress
         )
+        measured_networks = [m.value for m in measurements[len(parts) :]]
+        measurements = measurements[: len(parts)]
         raw = dict(zip(parts, measurements))
         overhead = raw[OVERHEAD].value
         entries = {}
@@ -400,13 +417,21 @@ class LatencyTable:
             "build_seconds": round(time.perf_counter() - start, 2),
             "unstable_entries": unstable,
         }
-        return cls(
+        table = cls(
             space=chain,
             entries=entries,
             num_classes=num_classes,
             input_shape=input_shape,
             meta=meta,
         )
+        if networks:
+            fit = fit_scale([table.predict(g) for g in networks], measured_networks)
+            table.entries = {
+                k: LutEntry(ms=e.ms * fit["scale"], stats=e.stats, energy_mj=e.energy_mj)
+                for k, e in table.entries.items()
+            }
+            table.meta["calibration"] = fit
+        return table
 
 
 @dataclass(frozen=True)

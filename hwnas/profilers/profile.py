@@ -74,6 +74,10 @@ def resolve_model(
     )
 
 
+#: torchvision models built with training-only auxiliary heads unless told otherwise.
+_AUX_HEADS = ("googlenet", "inception_v3")
+
+
 def _torchvision(name: str, num_classes: int | None, shape: tuple[int, ...]) -> ModelRef:
     import torch
     import torchvision
@@ -87,6 +91,10 @@ def _torchvision(name: str, num_classes: int | None, shape: tuple[int, ...]) -> 
             "mobilenet_v3_small, efficientnet_b0"
         )
     kwargs: dict[str, Any] = {"weights": None}
+    if name in _AUX_HEADS:
+        # Auxiliary classifiers run only in training; the deployed network (eval, export) has
+        # none, and torchvision's published GoogLeNet figures (6,624,904 params) count none.
+        kwargs["aux_logits"] = False
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
     with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):

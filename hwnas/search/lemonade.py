@@ -34,7 +34,11 @@ import numpy as np
 
 from hwnas.errors import ConfigError
 from hwnas.evaluate.cheap import CheapEvaluator
-from hwnas.objectives.pareto import nondominated_mask, normalised_hypervolume
+from hwnas.objectives.pareto import (
+    hypervolume_bounds,
+    nondominated_mask,
+    normalised_hypervolume,
+)
 from hwnas.search.base import Strategy
 from hwnas.spaces.base import SearchSpace
 from hwnas.types import Candidate, Genotype, Trial, TrialState
@@ -357,20 +361,22 @@ class LemonadeSearch(Strategy):
         return [{"spec": specs[i], "generation": self._generation} for i in chosen]
 
     def _log_generation(self, population: list[str]) -> None:
-        """Event ``generation``: the population after a generation, and its hypervolume with
-        the objectives scaled by the first population's ranges (comparable across
-        generations; reference point 1.1)."""
+        """Event ``generation``: the population after a generation, and its normalised
+        hypervolume (the one definition, in [0, 1]) over the bounds of all trials evaluated so
+        far, as the progress line shows; the bounds are in the event."""
         F = np.array([self._evaluated[s]["F"] for s in population], dtype=float)
-        if self._hv_box is None:
-            self._hv_box = [F.min(axis=0).tolist(), F.max(axis=0).tolist()]
-        ideal, nadir = (np.array(v) for v in self._hv_box)
+        seen = [e["F"] for e in self._evaluated.values() if e.get("F") is not None]
+        bounds = hypervolume_bounds(np.array(seen, dtype=float)) if seen else None
+        ideal, nadir = bounds if bounds is not None else (F.min(axis=0), F.max(axis=0))
+        self._hv_box = [ideal.tolist(), nadir.tolist()]
         self.log_event(
             "generation",
             generation=self._generation,
-            evaluated=sum(e.get("F") is not None for e in self._evaluated.values()),
+            evaluated=len(seen),
             population=len(population),
             members=sorted(int(self._evaluated[s]["trial"]) for s in population),
             hypervolume=normalised_hypervolume(F, ideal, nadir),
+            hypervolume_bounds={"ideal": self._hv_box[0], "nadir": self._hv_box[1]},
         )
         self._logged = self._generation
 

@@ -158,10 +158,14 @@ def test_steady_state_asks_breed_while_a_generation_is_in_flight_and_resume_exac
 
 
 def test_executor_settings_are_checked():
-    with pytest.raises(ConfigError, match="no setting gpus"):
+    with pytest.raises(
+        ConfigError, match=r"field 'gpus' is unknown; known fields: .*gpus_per_trial"
+    ):
         ExecutorSettings.from_mapping({"kind": "ray", "gpus": 1})
-    with pytest.raises(ConfigError, match="bad executor setting max_retries=-1"):
+    with pytest.raises(ConfigError, match="'max_retries' must be greater than or equal to 0"):
         ExecutorSettings.from_mapping({"kind": "process", "max_retries": -1})
+    with pytest.raises(ConfigError, match="'workers' must be a valid integer"):
+        ExecutorSettings.from_mapping({"kind": "process", "workers": "two"})
     settings = ExecutorSettings.from_mapping({"kind": "ray", "gpus_per_trial": "0.5"})
     assert settings.gpus_per_trial == 0.5 and settings.max_retries == 2
 

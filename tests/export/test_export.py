@@ -295,8 +295,10 @@ def test_search_with_export_writes_a_verified_model(tmp_path, nb201_csv):
 def test_latency_profile_follows_the_run_device():
     from hwnas.export.source import onnx_profile
 
-    profile, note = onnx_profile("cpu")
+    profile, note = onnx_profile("cpu-eager")
     assert profile.runtime == "onnxruntime" and profile.providers == ("CPUExecutionProvider",)
-    assert profile.threads == load_device("cpu").threads and "PyTorch" in note
+    assert profile.threads == load_device("cpu-eager").threads and "PyTorch" in note
+    # The default `cpu` already times the exported file: the same profile, no note.
+    assert onnx_profile("cpu") == (load_device("cpu"), None)
     assert onnx_profile("ort-cpu") == (load_device("ort-cpu"), None)
     assert onnx_profile(None)[0].name == "ort-cpu"

@@ -83,7 +83,7 @@ def test_user_errors_are_one_line(args: list[str], words: str) -> None:
 def test_onnx_file_needs_onnxruntime_device(tmp_path: Path) -> None:
     path = tmp_path / "x.onnx"
     path.write_bytes(b"")
-    result = _invoke("profile", str(path), "--device", "cpu")
+    result = _invoke("profile", str(path), "--device", "cpu-eager")
     assert result.exit_code == 2 and "onnxruntime devices only" in result.output
 
 

@@ -294,7 +294,9 @@ class SupernetStrategy(Strategy):
         except DeviceError:
             if not self.build_lut:
                 raise
-            table = LatencyTable.build(self.space, device.profile, **lookup, seed=self.seed)
+            table = LatencyTable.build(
+                self.space, device.profile, **lookup, seed=self.seed, calibrate=16
+            )
             path = table.save(table_path(device.profile, self.space, **lookup))
             self.log_event("lut_built", path=str(path), entries=len(table.entries),
                            seconds=table.meta.get("build_seconds"))  # fmt: skip
