@@ -323,7 +323,7 @@ def _post_process(result: SearchResult, config: RunConfig) -> None:
 
         export_run(result.run_dir, select=str(config.post["export"]))
     if config.post.get("plot"):
-        from hwnas.plot import plot_runs
+        from hwnas.plot.render import plot_runs
 
         plot_runs([result.run_dir])
 

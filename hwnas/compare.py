@@ -4,7 +4,7 @@ A table (strategy, evaluations, wall time, device-hours and the training part of
 size, hypervolume with one normalisation for all runs, members of the joint front) and plots:
 hypervolume over evaluations, over wall time and over device-hours; the front of all runs
 together, each member coloured by the run that found it. Runs are read through
-:func:`hwnas.plot.load_run` and :class:`hwnas.store.RunStore` in read-only mode: nothing is
+:func:`hwnas.plot.data.load_run` and :class:`hwnas.store.RunStore` in read-only mode: nothing is
 written into them and no evaluator is built.
 """
 
@@ -28,20 +28,18 @@ from hwnas.errors import ConfigError
 from hwnas.files import atomic_write
 from hwnas.objectives.base import Objective
 from hwnas.objectives.pareto import front_indices, is_feasible
-from hwnas.plot import (
-    DPI,
-    Plot,
+from hwnas.plot.data import (
     RunData,
     _common_objectives,
-    _staircase,
-    _unique_labels,
     axis_label,
     format_value,
     hypervolume_trace,
     load_run,
     normalisation_bounds,
-    safe_name,
 )
+from hwnas.plot.fronts import _staircase
+from hwnas.plot.render import _unique_labels, safe_name
+from hwnas.plot.style import DPI, Plot
 from hwnas.results import highest_fidelity
 from hwnas.store import RunStore
 from hwnas.types import Trial

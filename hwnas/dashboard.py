@@ -36,7 +36,8 @@ from hwnas.dashboard_page import APP_CSS, APP_JS, PAGE_HTML
 from hwnas.errors import ConfigError, HwnasError
 from hwnas.objectives.base import Direction, Objective
 from hwnas.objectives.pareto import is_feasible
-from hwnas.plot import RunData, _unique_labels, hypervolume_trace, run_from_store
+from hwnas.plot.data import RunData, hypervolume_trace, run_from_store
+from hwnas.plot.render import _unique_labels
 from hwnas.store import DB_NAME, RunStore
 from hwnas.types import Trial, TrialState
 

@@ -28,7 +28,8 @@ from hwnas.errors import HwnasError
 from hwnas.lineage import describe_transfer
 from hwnas.objectives.base import Objective
 from hwnas.objectives.pareto import HV_DEFINITION, HV_NAME
-from hwnas.plot import RunData, format_number, format_value, load_run, render_plots
+from hwnas.plot.data import RunData, format_number, format_value, load_run
+from hwnas.plot.render import render_plots
 from hwnas.report_sections import (
     budget_section,
     environment_tables,

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.objectives.base import Direction, Objective
-from hwnas.plot import RunData, format_value
-from hwnas.plot_axes import readable_count
+from hwnas.plot.axes import readable_count
+from hwnas.plot.data import RunData, format_value
 from hwnas.types import Measurement, Trial
 
 #: Most budget rows shown per cost metric (a long front is thinned evenly, ends kept).

@@ -129,29 +129,8 @@ class RunStore:
 
     @classmethod
     def open_view(cls, run_dir: str | Path) -> RunStore:
-        """Open for reading through a read-only SQLite connection that writes nothing at all.
-
-        For viewers polling a run (``hwnas dashboard``). While a search writes, its ``-wal``
-        and ``-shm`` files exist and are read with ``mode=ro``; without them (no writer) the
-        database is opened ``immutable``, because ``mode=ro`` would create them.
-        """
-        run_dir = Path(run_dir)
-        path = run_dir / DB_NAME
-        if not path.is_file():
-            raise RunError(
-                f"'{run_dir}' is not a hwnas run (no {DB_NAME}); start one with `hwnas search`"
-            )
-        live = path.with_name(DB_NAME + "-wal").exists()
-        uri = f"{path.resolve().as_uri()}?{'mode=ro' if live else 'immutable=1'}"
-        try:
-            db = sqlite3.connect(uri, uri=True, timeout=5.0)
-            version = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        except sqlite3.DatabaseError as exc:
-            raise RunError(f"run database '{path}' cannot be read ({exc})") from None
-        if version is None or int(version[0]) != SCHEMA_VERSION:
-            db.close()
-            raise RunError(f"run database '{path}' has an unsupported schema version")
-        return cls(run_dir, db, None)
+        """A read-only open for viewers polling a run (``hwnas dashboard``): see :meth:`open`."""
+        return cls.open(run_dir, read_only=True)
 
     def close(self) -> None:
         self._db.close()
@@ -409,8 +388,12 @@ def _damaged(path: Path, exc: BaseException) -> RunError:
 
 def _connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
     if read_only:
-        # mode=ro: never writes, never changes the journal mode, never creates the file.
-        uri = f"file:{urllib.parse.quote(str(path.absolute()))}?mode=ro"
+        # mode=ro never writes or changes the journal mode, but on a WAL database with no
+        # writer it creates the -wal and -shm files; with no -wal file there is no writer, so
+        # the file is opened immutable and nothing at all is created.
+        live = path.with_name(path.name + "-wal").exists()
+        mode = "mode=ro" if live else "immutable=1"
+        uri = f"file:{urllib.parse.quote(str(path.absolute()))}?{mode}"
         db = sqlite3.connect(uri, uri=True, isolation_level="DEFERRED", timeout=30.0)
         db.execute("PRAGMA query_only = ON")
         return db

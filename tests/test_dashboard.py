@@ -21,7 +21,7 @@ from hwnas.api import search
 from hwnas.cli import app
 from hwnas.dashboard import serve
 from hwnas.objectives.pareto import is_feasible
-from hwnas.plot import load_run
+from hwnas.plot.data import load_run
 from hwnas.store import RunStore
 from hwnas.types import Candidate
 

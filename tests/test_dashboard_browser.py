@@ -14,7 +14,7 @@ from test_report import Browser, chromium
 
 from hwnas.api import search
 from hwnas.dashboard import serve
-from hwnas.plot import load_run
+from hwnas.plot.data import load_run
 
 NB201_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "nb201_cifar10_hw.csv"
 CHROMIUM = chromium()

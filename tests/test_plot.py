@@ -15,16 +15,9 @@ from typer.testing import CliRunner
 import hwnas
 from hwnas.cli import app
 from hwnas.errors import ConfigError
-from hwnas.plot import (
-    DPI,
-    FIGSIZES,
-    hypervolume_trace,
-    load_run,
-    normalisation_bounds,
-    pixel_size,
-    plot_runs,
-    safe_name,
-)
+from hwnas.plot.data import hypervolume_trace, load_run, normalisation_bounds
+from hwnas.plot.render import plot_runs, safe_name
+from hwnas.plot.style import DPI, FIGSIZES, pixel_size
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 NB201_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "nb201_cifar10_hw.csv"

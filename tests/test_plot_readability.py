@@ -8,8 +8,9 @@ import pytest
 from test_plot import NB201_CSV, nb201_run
 
 import hwnas
-from hwnas.plot import load_run, render_plots
-from hwnas.plot_axes import readable_count, robust_limits
+from hwnas.plot.axes import readable_count, robust_limits
+from hwnas.plot.data import load_run
+from hwnas.plot.render import render_plots
 
 
 @pytest.fixture(scope="module")

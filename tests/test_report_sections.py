@@ -11,7 +11,7 @@ from test_report import Page, nb201_search
 
 import hwnas
 from hwnas.objectives.pareto import is_feasible
-from hwnas.plot import load_run
+from hwnas.plot.data import load_run
 from hwnas.report import write_report
 from hwnas.report_sections import percent, without_empty_sections
 

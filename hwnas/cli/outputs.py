@@ -183,7 +183,8 @@ def plot(
       hwnas plot runs/nb201-fpga
       hwnas plot runs/nb201-nsga2 runs/nb201-random --out runs/compare
     """
-    from hwnas.plot import FORMATS, plot_runs
+    from hwnas.plot.render import plot_runs
+    from hwnas.plot.style import FORMATS
 
     with user_errors():
         paths = plot_runs(run_dirs, out_dir=out, formats=tuple(fmt or FORMATS))
