@@ -13,7 +13,7 @@ from pathlib import Path
 from hwnas.objectives.pareto import HV_NAME
 from hwnas.plot.data import load_run
 from hwnas.plot.render import render_plots
-from hwnas.report import write_report
+from hwnas.report.page import write_report
 
 FIGURE = re.compile(HV_NAME + r" ([01]\.\d{4})")
 

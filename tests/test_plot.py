@@ -207,7 +207,7 @@ def test_plots_and_report_need_no_display_pyplot_or_torch(runs, tmp_path):
     """The report renders every plot of the run, in a process without a display."""
     result = runs["random"]
     code = (
-        "import sys; from hwnas.report import write_report; "
+        "import sys; from hwnas.report.page import write_report; "
         f"write_report({str(result.run_dir)!r}); "
         "bad = [m for m in ('torch', 'matplotlib.pyplot') if m in sys.modules]; "
         "assert not bad, bad"

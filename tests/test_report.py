@@ -28,7 +28,7 @@ from hwnas.evaluate.providers import build_providers
 from hwnas.objectives.base import parse_objective
 from hwnas.objectives.resolve import resolve_objectives
 from hwnas.plot.render import plot_runs
-from hwnas.report import write_report
+from hwnas.report.page import write_report
 from hwnas.results import SearchResult, open_run
 from hwnas.runner import Budget, run
 from hwnas.search.base import Strategy

@@ -12,8 +12,8 @@ from test_report import Page, nb201_search
 import hwnas
 from hwnas.objectives.pareto import is_feasible
 from hwnas.plot.data import load_run
-from hwnas.report import write_report
-from hwnas.report_sections import percent, without_empty_sections
+from hwnas.report.page import write_report
+from hwnas.report.sources import percent, without_empty_sections
 
 THREE = ["acc_cifar10:max", "lat_fpga_ms:min", "lat_eyeriss_ms:min"]
 

@@ -205,7 +205,7 @@ def report(
 
     Example: hwnas report runs/nb201-fpga
     """
-    from hwnas.report import write_report
+    from hwnas.report.page import write_report
 
     with user_errors():
         path = write_report(run_dir)

@@ -17,7 +17,7 @@ from hwnas.cli import app
 from hwnas.devices import load_device
 from hwnas.errors import ConfigError, RunError
 from hwnas.export.exporter import export_model, export_run
-from hwnas.report import write_report
+from hwnas.report.page import write_report
 from hwnas.spaces import SPACES, make_space
 from hwnas.training.datasets.catalog import load_dataset
 from hwnas.training.weights import load_weights

@@ -1,24 +1,13 @@
-"""``report.html``: one self-contained page about a run.
-
-Sections: summary, Pareto front, plots (PNG embedded as data URIs), family tree of the front,
-exports (``exports/*.json``), search cost, strategy events, environment and configuration.
-Every text that comes from the run is escaped. The page has no JavaScript and a
-Content-Security-Policy that forbids loading anything, so it shows the same offline, moved or
-mailed, and a browser reports an error if anything ever tries to load.
-"""
+"""The report's sections: summary, front, plots, family tree, cost, events, environment, config."""
 
 from __future__ import annotations
 
 import base64
-import html
-import importlib.metadata
-import json
 import os
 import platform
 import sys
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timezone
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,173 +15,24 @@ import hwnas.rundir as rundir
 from hwnas.config import dumps_toml
 from hwnas.errors import HwnasError
 from hwnas.lineage import describe_transfer
-from hwnas.objectives.base import Objective
 from hwnas.objectives.pareto import HV_DEFINITION, HV_NAME
-from hwnas.plot.data import RunData, format_number, format_value, load_run
+from hwnas.plot.data import RunData, format_number
 from hwnas.plot.render import render_plots
-from hwnas.report_sections import (
-    budget_section,
-    environment_tables,
-    percent,
-    without_empty_sections,
+from hwnas.report.html import (
+    _LIBRARIES,
+    _MAX_EVENT_ROWS,
+    _compact,
+    _duration,
+    _e,
+    _objective_heading,
+    _objective_values,
+    _table,
+    _unit,
+    _utc,
+    _version,
 )
+from hwnas.report.sources import environment_tables, without_empty_sections
 from hwnas.types import Trial, TrialState
-
-REPORT_NAME = rundir.REPORT
-_LIBRARIES = ("hwnas", "numpy", "matplotlib", "moocore", "torch", "onnx", "onnxruntime")
-_MAX_EVENT_ROWS = 200
-
-_CSS = """
-body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1200px;
-       padding: 0 1em; color: #222; }
-h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; margin-top: 2em; }
-table { border-collapse: collapse; margin: 0.6em 0; }
-th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: left; vertical-align: top; }
-th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-tr.knee td { background: #fff6d5; }
-code, pre { font: 12px/1.4 ui-monospace, monospace; } code { word-break: break-all; }
-pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; }
-figure { margin: 1em 0; } img { max-width: 100%; height: auto; border: 1px solid #eee; }
-figcaption, .note { color: #666; font-size: 0.92em; }
-.ok { color: #1a7f37; font-weight: 600; } .bad { color: #c62828; font-weight: 600; }
-.badge { background: #ffd92f; border-radius: 3px; padding: 0 4px; font-size: 0.85em; }
-ul.tree, ul.tree ul { list-style: none; padding-left: 1.2em; margin: 0.2em 0; }
-ul.tree ul { border-left: 2px solid #ddd; padding-left: 0.8em; }
-ul.tree li { margin: 0.15em 0; } ul.tree li.front > span.node { font-weight: 600; }
-nav a { margin-right: 0.8em; }
-"""
-
-_SECTIONS = (
-    ("summary", "Summary"),
-    ("front", "Pareto front"),
-    ("budget", "Pick a model under a budget"),
-    ("plots", "Plots"),
-    ("family", "Family tree"),
-    ("exports", "Exports"),
-    ("cost", "Search cost"),
-    ("events", "Events"),
-    ("environment", "Environment"),
-    ("configuration", "Configuration"),
-)
-
-
-def write_report(run_dir: str | os.PathLike[str]) -> Path:
-    """Write ``RUN_DIR/report.html`` and return its path."""
-    run = load_run(run_dir)
-    return rundir.write_file(run.run_dir, REPORT_NAME, render_report(run))
-
-
-def render_report(run: RunData) -> str:
-    """The report's HTML text."""
-    sections = {
-        "summary": _summary(run),
-        "front": _front_table(run),
-        "budget": budget_section(run),
-        "plots": _plots(run),
-        "family": _family_tree(run),
-        "exports": _exports(run.run_dir / rundir.EXPORTS),
-        "cost": _cost(run),
-        "events": _events(run.events),
-        "environment": _environment(run),
-        "configuration": _configuration(run),
-    }
-    nav = " ".join(f'<a href="#{key}">{title}</a>' for key, title in _SECTIONS)
-    body = "\n".join(
-        f'<section id="{key}">\n<h2>{title}</h2>\n{sections[key]}\n</section>'
-        for key, title in _SECTIONS
-    )
-    title = _e(f"hwnas report: {run.label}")
-    generated = _utc(datetime.now(timezone.utc).timestamp())
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy"
-      content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title>
-<style>{_CSS}</style>
-</head>
-<body>
-<h1>{title}</h1>
-<p class="note">Run directory <code>{_e(run.run_dir.resolve())}</code>; report written
-{generated} by hwnas {_e(_version("hwnas"))}.</p>
-<nav>{nav}</nav>
-{body}
-</body>
-</html>
-"""
-
-
-# -- small helpers --------------------------------------------------------------------------
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _utc(timestamp: float | None) -> str:
-    if timestamp is None:
-        return "–"
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 1:
-        return f"{seconds * 1000:.3g} ms"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{int(minutes)} min {secs:02.0f} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{int(hours)} h {int(minutes):02d} min"
-
-
-def _table(header: Sequence[str], rows: Iterable[Sequence[str]], *, attrs: str = "") -> str:
-    """A table; header cells are escaped here, row cells must already be HTML."""
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    body = "\n".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table{attrs}>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>"
-
-
-def _compact(value: Any) -> str:
-    """A value from JSON as short escaped text; ``{value, unit}`` reads as ``3.2 ms``."""
-    if isinstance(value, Mapping):
-        if "value" in value and isinstance(value["value"], (int, float)):
-            text = format_value(float(value["value"]), str(value.get("unit", "")))
-            extras = {k: v for k, v in value.items() if k not in ("value", "unit")}
-            return _e(text) + (f" <span class='note'>({_compact(extras)})</span>" if extras else "")
-        return ", ".join(f"{_e(k)}: {_compact(v)}" for k, v in value.items()) or "–"
-    if isinstance(value, (list, tuple)):
-        return _e(json.dumps(value)) if len(value) <= 8 else _e(json.dumps(value[:8])[:-1] + ", …]")
-    if isinstance(value, bool) or value is None:
-        return _e(json.dumps(value))
-    if isinstance(value, float):
-        return _e(format_number(value))
-    return _e(value)
-
-
-def _version(name: str) -> str:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def _unit(run: RunData, metric: str) -> str:
-    return run.front.units.get(metric, "")
-
-
-def _objective_heading(run: RunData, objective: Objective) -> str:
-    """``lat_fpga_ms (min, ms)``."""
-    unit = _unit(run, objective.metric)
-    return f"{objective.metric} ({objective.direction.value}{', ' + unit if unit else ''})"
-
-
-def _objective_values(run: RunData, trial: Trial) -> str:
-    return ", ".join(
-        f"{_e(o.metric)} {_e(format_value(trial.value(o.metric), _unit(run, o.metric), 6))}"
-        for o in run.objectives
-    )
 
 
 # -- sections -------------------------------------------------------------------------------
@@ -369,82 +209,6 @@ def _family_tree(run: RunData) -> str:
     )
 
 
-def _exports(export_dir: Path) -> str:
-    usable = export_dir.is_dir() and not export_dir.is_symlink()  # never read outside the run
-    files = [p for p in sorted(export_dir.glob("*.json")) if not p.is_symlink()] if usable else []
-    if not files:
-        return (
-            "<p>No exports yet: <code>hwnas export RUN_DIR</code> (or "
-            "<code>hwnas search --export front</code>) writes verified ONNX models and their "
-            "results to <code>exports/</code>.</p>"
-        )
-    rows, details = [], []
-    for path in files:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            rows.append([_e(path.name), "–", f"<span class='bad'>unreadable: {_e(exc)}</span>"])
-            continue
-        if not isinstance(data, Mapping):
-            rows.append([_e(path.name), "–", "<span class='bad'>not a JSON object</span>"])
-            continue
-        rows.append(_export_row(path, data))
-        details.append(_export_details(path, data))
-    header = [
-        "export",
-        "trial",
-        "verification",
-        "max |Δ| vs PyTorch",
-        "top-1 agreement",
-        "latency (ONNX)",
-        "latency (search)",
-    ]
-    rows = [r + ["–"] * (len(header) - len(r)) for r in rows]
-    return _table(header, rows) + "\n" + "\n".join(details)
-
-
-def _export_row(path: Path, data: Mapping[str, Any]) -> list[str]:
-    verification = data.get("verification")
-    verification = verification if isinstance(verification, Mapping) else {}
-    passed = verification.get("passed")
-    if passed is True:
-        status = "<span class='ok'>passed</span>"
-    elif passed is False:
-        reason = verification.get("reason")
-        status = "<span class='bad'>failed</span>" + (f": {_e(reason)}" if reason else "")
-    else:
-        status = "–"
-    latency = data.get("latency")
-    latency = latency if isinstance(latency, Mapping) else {}
-    return [
-        _e(data.get("name", path.stem)),
-        _e(data.get("trial", "–")),
-        status,
-        _compact(verification.get("max_abs_diff", "–")),
-        _compact(percent(verification.get("top1_agreement", "–"))),
-        _compact(latency.get("onnx", "–")),
-        _compact(latency.get("search_time", "–")),
-    ]
-
-
-def _export_details(path: Path, data: Mapping[str, Any]) -> str:
-    order = ["genotype", "metrics", "verification", "latency", "int8"]
-    keys = [k for k in order if k in data]
-    keys += [k for k in data if k not in keys and k not in ("name", "trial")]
-    shown = dict(data)
-    if isinstance(shown.get("verification"), Mapping) and "top1_agreement" in shown["verification"]:
-        verification = dict(shown["verification"])
-        verification["top1_agreement"] = percent(verification["top1_agreement"])
-        shown["verification"] = verification
-    rows = [(_e(k), _compact(shown[k])) for k in keys]
-    title = _e(data.get("name", path.stem))
-    return (
-        f"<details><summary>{title} (<code>exports/{_e(path.name)}</code>)</summary>"
-        + _table(["field", "value"], rows)
-        + "</details>"
-    )
-
-
 def _cost(run: RunData) -> str:
     timed = [t for t in run.trials if t.started is not None and t.finished is not None]
     if not timed:
@@ -555,6 +319,3 @@ def _configuration(run: RunData) -> str:
         "<p>The resolved settings (<code>config.toml</code>), enough to reproduce the run.</p>\n"
         f"<pre>{_e(text)}</pre>"
     )
-
-
-__all__ = ["REPORT_NAME", "render_report", "write_report"]
