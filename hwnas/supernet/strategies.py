@@ -130,11 +130,12 @@ class SupernetStrategy(Strategy):
 
     def check_space(self) -> None:
         from hwnas.spaces.mobilenet import MobileNetSpace
+        from hwnas.spaces.nb201 import NB201Space
 
-        if not isinstance(self.space, MobileNetSpace):
+        if not isinstance(self.space, (MobileNetSpace, NB201Space)):
             raise ConfigError(
-                f"strategy '{self.name}' trains a supernet of per-layer blocks and needs "
-                f"--space mobilenet, not '{self.space.name}'"
+                f"strategy '{self.name}' trains a supernet and needs --space mobilenet or "
+                f"nb201, not '{self.space.name}'"
             )
 
     # -- the trade-offs (subclasses) --------------------------------------------------------
@@ -198,10 +199,15 @@ class SupernetStrategy(Strategy):
 
     def _task(self) -> tuple[SupernetTask, Any, Any]:
         """The task, its training device and training settings, from the run's providers."""
-        from hwnas.spaces.mobilenet import MobileNetSpace
+        from hwnas.spaces.nb201 import NB201Space
         from hwnas.supernet.tasks import ClassificationTask
 
-        assert self.context is not None and isinstance(self.space, MobileNetSpace)
+        assert self.context is not None
+        task_class: type[ClassificationTask] = ClassificationTask
+        if isinstance(self.space, NB201Space):
+            from hwnas.supernet.cells import CellClassificationTask
+
+            task_class = CellClassificationTask
         for provider in self.context.providers:
             make = getattr(provider, "supernet_task", None)
             if callable(make):
@@ -210,7 +216,7 @@ class SupernetStrategy(Strategy):
 
         for provider in self.context.providers:
             if isinstance(provider, TrainingProvider):
-                task = ClassificationTask.from_provider(provider, self.space)
+                task = task_class.from_provider(provider, self.space)
                 return task, provider.device, provider.settings
         raise ConfigError(
             f"strategy '{self.name}' trains a supernet and needs a dataset (--dataset digits); "
@@ -241,7 +247,7 @@ class SupernetStrategy(Strategy):
         )
 
     def _costs(self, task: SupernetTask) -> CostSet:
-        from hwnas.supernet.costs import COST_METRICS, CostSet, counted_terms
+        from hwnas.supernet.costs import COST_METRICS, CostSet
 
         metrics = self.cost
         if metrics is None:
@@ -255,7 +261,7 @@ class SupernetStrategy(Strategy):
                 f"its costs: {', '.join(metrics)}"
             )
         terms: list[CostTerm] = []
-        counted = counted_terms(task, [m for m in metrics if m != "latency"])
+        counted = self._counted_terms(task, [m for m in metrics if m != "latency"])
         for metric in metrics:
             if metric == "latency":
                 terms.append(self._latency_term(task))
@@ -263,6 +269,17 @@ class SupernetStrategy(Strategy):
                 terms.extend(t for t in counted if t.metric == metric)
         weights = [float(self.cost_weights.get(t.metric, 1.0)) for t in terms]
         return CostSet(terms, weights)
+
+    def _counted_terms(self, task: SupernetTask, metrics: list[str]) -> list[CostTerm]:
+        from hwnas.spaces.nb201 import NB201Space
+        from hwnas.supernet.costs import counted_terms
+
+        if isinstance(self.space, NB201Space):
+            from hwnas.supernet.cells import cell_counted_terms
+
+            return cell_counted_terms(self.space, metrics, num_classes=task.num_classes,
+                                      input_shape=task.input_shape)  # fmt: skip
+        return counted_terms(task, metrics)
 
     def _device_provider(self) -> Any:
         if self.context is None:
@@ -292,6 +309,15 @@ class SupernetStrategy(Strategy):
                 "cost=macs, params or peak_memory"
             )
         lookup = {"num_classes": device.num_classes, "input_shape": device.input_shape}
+        from hwnas.spaces.nb201 import NB201Space
+
+        if isinstance(self.space, NB201Space):
+            from hwnas.supernet.cells import cell_latency_term
+
+            term, measured = cell_latency_term(self.space, device.profile, **lookup,
+                                               seed=self.seed)  # fmt: skip
+            self.log_event("cell_latency_measured", **measured)
+            return term
         try:
             table = cached_table(device.profile, self.space, **lookup)
         except DeviceError:
