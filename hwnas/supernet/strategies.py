@@ -65,6 +65,16 @@ def _numbers(name: str, values: Any) -> list[float]:
     return [_number(name, v) for v in values]
 
 
+def _trained_accuracy(trial: Trial) -> float | None:
+    """The trial's accuracy (%), from ``accuracy`` or ``error``; None when it has neither."""
+    measurements = trial.measurements or {}
+    if "accuracy" in measurements:
+        return float(measurements["accuracy"].value)
+    if "error" in measurements:
+        return 100.0 - float(measurements["error"].value)
+    return None
+
+
 class SupernetStrategy(Strategy):
     """The shared machinery; subclasses choose the relaxation and the architecture loss."""
 
@@ -115,6 +125,8 @@ class SupernetStrategy(Strategy):
         self.finetune = finetune
         self.build_lut = build_lut
         self._queue: list[Candidate] | None = None
+        self._ranked: dict[str, tuple[float, float]] = {}
+        self.robust, self.robust_epsilon = "none", 0.3  # a collapse remedy (darts, snas)
         self.trainer: SupernetTrainer | None = None
 
     def _cost_metrics(self, cost: str | Sequence[str] | None) -> list[str] | None:
@@ -154,16 +166,36 @@ class SupernetStrategy(Strategy):
         return out
 
     def tell(self, trials: Sequence[Trial]) -> None:
-        """The front comes from the supernet; results change nothing."""
+        """The front comes from the supernet; results only grade its ranking: Kendall tau of
+        the candidates' one-shot accuracy against their trained accuracy (event
+        ``supernet_ranking``, updated as results come in)."""
+        from hwnas.supernet.ranking import ranking_summary
+
+        added = False
+        for trial in trials:
+            oneshot = trial.candidate.info.get("oneshot_accuracy")
+            trained = _trained_accuracy(trial)
+            if oneshot is not None and trained is not None:
+                self._ranked[trial.genotype.key()] = (float(oneshot), trained)
+                added = True
+        if added and len(self._ranked) >= 3:
+            oneshot, trained = zip(*self._ranked.values())
+            self.log_event(
+                "supernet_ranking",
+                **ranking_summary(oneshot, trained),
+                basis="fine-tuned from the supernet" if self.finetune else "trained alone",
+            )
 
     def state_dict(self) -> dict[str, Any]:
         queue = None if self._queue is None else [c.to_json() for c in self._queue]
-        return {**super().state_dict(), "queue": queue}
+        ranked = {k: list(v) for k, v in self._ranked.items()}
+        return {**super().state_dict(), "queue": queue, "ranked": ranked}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         queue = state.get("queue")
         self._queue = None if queue is None else [Candidate.from_json(c) for c in queue]
+        self._ranked = {k: (float(a), float(b)) for k, (a, b) in state.get("ranked", {}).items()}
 
     # -- the search -------------------------------------------------------------------------
     def _search(self) -> list[Candidate]:
@@ -244,6 +276,8 @@ class SupernetStrategy(Strategy):
             weight_decay=train.decay,
             grad_clip=train.grad_clip if train.grad_clip is not None else 5.0,
             seed=self.seed,
+            robust=self.robust,
+            robust_epsilon=self.robust_epsilon,
         )
 
     def _costs(self, task: SupernetTask) -> CostSet:
@@ -334,8 +368,10 @@ class SupernetStrategy(Strategy):
         """Each head's most likely architecture, then samples of its distribution."""
         import numpy as np
 
+        from hwnas.supernet.ranking import oneshot_accuracies
+
         seen = set(self.known)
-        candidates: list[Candidate] = []
+        chosen: list[tuple[Genotype, dict[str, Any]]] = []
         for h, head in enumerate(trainer.heads):
             probs = trainer.probabilities(h)
             draws: list[tuple[str, list[int]]] = []
@@ -360,7 +396,14 @@ class SupernetStrategy(Strategy):
                     "log_prob": float(sum(np.log(p[j]) for p, j in zip(probs, indices))),
                     "predicted": costs.describe(indices),
                 }
-                candidates.append(self._candidate(trainer, genotype, info))
+                chosen.append((genotype, info))
+        # One-shot accuracy (the path with the shared weights), graded against the trained
+        # accuracy in tell() (see hwnas.supernet.ranking).
+        scores = oneshot_accuracies(trainer, [g for g, _ in chosen], seed=self.seed)
+        candidates = [
+            self._candidate(trainer, genotype, {**info, "oneshot_accuracy": round(score, 4)})
+            for (genotype, info), score in zip(chosen, scores)
+        ]
         self.log_event(
             "supernet_front",
             candidates=[{"genotype": c.genotype.spec, **c.info} for c in candidates],
@@ -494,6 +537,8 @@ class _PenaltySearch(SupernetStrategy):
         constraints: Sequence[Constraint] = (),
         seed: int = 0,
         lambdas: Sequence[float] = (0.0, 0.1, 0.3, 1.0, 3.0),
+        robust: str = "none",
+        robust_epsilon: float = 0.3,
         epochs: int | None = None,
         warmup_epochs: int | None = None,
         temperature: float = 5.0,
@@ -516,6 +561,17 @@ class _PenaltySearch(SupernetStrategy):
         self.lambdas = _numbers("lambdas", lambdas)
         if any(v < 0 for v in self.lambdas):
             raise ValueError(f"lambdas must be >= 0, got {self.lambdas}")
+        from hwnas.supernet.robust import ROBUST
+
+        if robust not in ROBUST:
+            raise ValueError(
+                f"robust must be one of {', '.join(ROBUST)} (sdarts-rs: SDARTS random "
+                f"smoothing against collapse), got {robust!r}"
+            )
+        self.robust = robust
+        self.robust_epsilon = _number("robust_epsilon", robust_epsilon, positive=True)
+        if self.robust_epsilon > 1:
+            raise ValueError(f"robust_epsilon must be in (0, 1], got {self.robust_epsilon}")
 
 
 class DARTSSearch(_PenaltySearch):
