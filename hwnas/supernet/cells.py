@@ -1,4 +1,4 @@
-"""Supernets of the ``nb201`` cell space: the trainer's view of the cell supernet, and costs per edge.
+"""Supernets of the ``nb201`` cell space: the trainer's view of the cell supernet, edge costs.
 
 The network is :class:`hwnas.supernet.cell.CellSupernet` (every cell edge holds the five
 operations; one-hot edge weights compute exactly ``NB201Space.build``'s network). This module
@@ -123,8 +123,13 @@ def cell_counted_terms(
         col = METRICS.index(metric)
         per_choice = [torch.tensor(d[:, col], dtype=torch.float64) for d in model.deltas]
         terms.append(
-            CostTerm(metric, COST_METRICS[metric], float(model.base[col]), per_choice,
-                     source="additive model (exact)")  # fmt: skip
+            CostTerm(
+                metric,
+                COST_METRICS[metric],
+                float(model.base[col]),
+                per_choice,
+                source="additive model (exact)",
+            )
         )
     return terms
 

@@ -21,9 +21,7 @@ __all__ = ["PARAMETER_FREE", "SKIPS", "CollapseStats", "collapse_stats", "collap
 #: Operation names that pass their input through unchanged.
 SKIPS: frozenset[str] = frozenset({"skip", "skip_connect", "identity"})
 #: Operation names without weights (skips, the zero edge, pooling).
-PARAMETER_FREE: frozenset[str] = SKIPS | frozenset(
-    {"none", "zero", "avg_pool_3x3", "max_pool_3x3"}
-)
+PARAMETER_FREE: frozenset[str] = SKIPS | frozenset({"none", "zero", "avg_pool_3x3", "max_pool_3x3"})
 
 
 @dataclass(frozen=True)
@@ -38,9 +36,7 @@ class CollapseStats:
         return asdict(self)
 
 
-def collapse_stats(
-    options: Sequence[Sequence[str]], indices: Sequence[int]
-) -> CollapseStats:
+def collapse_stats(options: Sequence[Sequence[str]], indices: Sequence[int]) -> CollapseStats:
     """The collapse of one architecture: ``options[p]`` names position ``p``'s operations and
     ``indices[p]`` is the one chosen (e.g. each edge's arg-max)."""
     if len(options) != len(indices) or not indices:

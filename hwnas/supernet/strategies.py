@@ -98,6 +98,7 @@ class SupernetStrategy(Strategy):
         cost: str | Sequence[str] | None = None,
         cost_weights: Mapping[str, float] | None = None,
         samples_per_head: int = 2,
+        pool_per_head: int = 8,
         finetune: bool = True,
         build_lut: bool = True,
     ) -> None:
@@ -120,6 +121,9 @@ class SupernetStrategy(Strategy):
             )
         self.cost_weights = dict(cost_weights or {})
         self.samples_per_head = _whole("samples_per_head", samples_per_head, low=1)
+        self.pool_per_head = max(
+            self.samples_per_head, _whole("pool_per_head", pool_per_head, low=1) or 1
+        )
         if not isinstance(finetune, bool) or not isinstance(build_lut, bool):
             raise ValueError("finetune and build_lut must be true or false")
         self.finetune = finetune
@@ -365,48 +369,55 @@ class SupernetStrategy(Strategy):
 
     # -- the front --------------------------------------------------------------------------
     def _derive(self, trainer: SupernetTrainer, costs: CostSet) -> list[Candidate]:
-        """Each head's most likely architecture, then samples of its distribution."""
+        """A pool of each head's most likely architecture and samples of its distribution
+        (``pool_per_head``), of which ``heads x samples_per_head`` are handed off: the heads'
+        arg-maxes, then the predicted front's most spread-out members (see
+        :mod:`hwnas.supernet.handoff`)."""
         import numpy as np
 
+        from hwnas.supernet.handoff import handoff_order
         from hwnas.supernet.ranking import oneshot_accuracies
 
         seen = set(self.known)
-        chosen: list[tuple[Genotype, dict[str, Any]]] = []
+        pool: list[tuple[Genotype, dict[str, Any]]] = []
         for h, head in enumerate(trainer.heads):
             probs = trainer.probabilities(h)
-            draws: list[tuple[str, list[int]]] = []
-            tries = 0
             proposal, kind = trainer.argmax(h), "argmax"
-            while len(draws) < self.samples_per_head and tries < 50 * self.samples_per_head:
-                key = self.space.from_indices(proposal).key()  # type: ignore[attr-defined]
-                if key not in seen and all(proposal != d for _, d in draws):
-                    draws.append((kind, proposal))
+            drawn = tries = 0
+            while drawn < self.pool_per_head and tries < 50 * self.pool_per_head:
                 tries += 1
+                genotype = self.space.from_indices(proposal)  # type: ignore[attr-defined]
+                if genotype.key() not in seen:
+                    seen.add(genotype.key())
+                    drawn += 1
+                    pool.append((genotype, {
+                        "head": h,
+                        "tradeoff": head.tradeoff,
+                        "draw": kind,
+                        "log_prob": float(sum(np.log(p[j]) for p, j in zip(probs, proposal))),
+                        "predicted": costs.describe(proposal),
+                    }))  # fmt: skip
                 proposal = [int(self.rng.choice(len(p), p=p / p.sum())) for p in probs]
                 kind = "sample"
-            for kind, indices in draws:
-                genotype = self.space.from_indices(indices)  # type: ignore[attr-defined]
-                if genotype.key() in seen:
-                    continue
-                seen.add(genotype.key())
-                info = {
-                    "head": h,
-                    "tradeoff": head.tradeoff,
-                    "draw": kind,
-                    "log_prob": float(sum(np.log(p[j]) for p, j in zip(probs, indices))),
-                    "predicted": costs.describe(indices),
-                }
-                chosen.append((genotype, info))
-        # One-shot accuracy (the path with the shared weights), graded against the trained
-        # accuracy in tell() (see hwnas.supernet.ranking).
-        scores = oneshot_accuracies(trainer, [g for g, _ in chosen], seed=self.seed)
+        # One-shot accuracy (the path with the shared weights): ranks the pool with the
+        # predicted costs, and is graded against the trained accuracy in tell().
+        scores = oneshot_accuracies(trainer, [g for g, _ in pool], seed=self.seed)
+        F = np.array(
+            [[-s, *info["predicted"].values()] for (_, info), s in zip(pool, scores)], dtype=float
+        ).reshape(len(pool), -1)
+        # Every head's arg-max (its trade-off's answer) first, then the spread-out rest.
+        argmaxes = [i for i, (_, info) in enumerate(pool) if info["draw"] == "argmax"]
+        rest = [i for i in handoff_order(F) if i not in argmaxes]
+        order = (argmaxes + rest)[: len(trainer.heads) * self.samples_per_head]
         candidates = [
-            self._candidate(trainer, genotype, {**info, "oneshot_accuracy": round(score, 4)})
-            for (genotype, info), score in zip(chosen, scores)
-        ]
+            self._candidate(trainer, pool[i][0],
+                            {**pool[i][1], "oneshot_accuracy": round(scores[i], 4)})
+            for i in order
+        ]  # fmt: skip
         self.log_event(
             "supernet_front",
             candidates=[{"genotype": c.genotype.spec, **c.info} for c in candidates],
+            pool=len(pool),
             train_seconds=round(trainer.train_seconds, 3),
         )
         return candidates
@@ -454,6 +465,7 @@ class FBNetSearch(SupernetStrategy):
         cost: str | Sequence[str] | None = None,
         cost_weights: Mapping[str, float] | None = None,
         samples_per_head: int = 2,
+        pool_per_head: int = 8,
         finetune: bool = True,
         build_lut: bool = True,
     ) -> None:
@@ -461,7 +473,8 @@ class FBNetSearch(SupernetStrategy):
             space=space, objectives=objectives, constraints=constraints, seed=seed,
             epochs=epochs, warmup_epochs=warmup_epochs, temperature=temperature,
             temperature_decay=temperature_decay, theta_lr=theta_lr, paths=paths, cost=cost,
-            cost_weights=cost_weights, samples_per_head=samples_per_head, finetune=finetune,
+            cost_weights=cost_weights, samples_per_head=samples_per_head,
+            pool_per_head=pool_per_head, finetune=finetune,
             build_lut=build_lut,
         )  # fmt: skip
         self.alpha = _number("alpha", alpha, positive=True)
@@ -503,6 +516,7 @@ class SqueezeNASSearch(SupernetStrategy):
         cost: str | Sequence[str] | None = None,
         cost_weights: Mapping[str, float] | None = None,
         samples_per_head: int = 2,
+        pool_per_head: int = 8,
         finetune: bool = True,
         build_lut: bool = True,
     ) -> None:
@@ -510,7 +524,8 @@ class SqueezeNASSearch(SupernetStrategy):
             space=space, objectives=objectives, constraints=constraints, seed=seed,
             epochs=epochs, warmup_epochs=warmup_epochs, temperature=temperature,
             temperature_decay=temperature_decay, theta_lr=theta_lr, paths=paths, cost=cost,
-            cost_weights=cost_weights, samples_per_head=samples_per_head, finetune=finetune,
+            cost_weights=cost_weights, samples_per_head=samples_per_head,
+            pool_per_head=pool_per_head, finetune=finetune,
             build_lut=build_lut,
         )  # fmt: skip
         self.targets = _numbers("targets", targets)
@@ -548,6 +563,7 @@ class _PenaltySearch(SupernetStrategy):
         cost: str | Sequence[str] | None = None,
         cost_weights: Mapping[str, float] | None = None,
         samples_per_head: int = 2,
+        pool_per_head: int = 8,
         finetune: bool = True,
         build_lut: bool = True,
     ) -> None:
@@ -555,7 +571,8 @@ class _PenaltySearch(SupernetStrategy):
             space=space, objectives=objectives, constraints=constraints, seed=seed,
             epochs=epochs, warmup_epochs=warmup_epochs, temperature=temperature,
             temperature_decay=temperature_decay, theta_lr=theta_lr, paths=paths, cost=cost,
-            cost_weights=cost_weights, samples_per_head=samples_per_head, finetune=finetune,
+            cost_weights=cost_weights, samples_per_head=samples_per_head,
+            pool_per_head=pool_per_head, finetune=finetune,
             build_lut=build_lut,
         )  # fmt: skip
         self.lambdas = _numbers("lambdas", lambdas)

@@ -30,11 +30,11 @@ from torch import nn
 
 from hwnas.errors import ConfigError
 from hwnas.supernet.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from hwnas.supernet.collapse import collapse_stats
 from hwnas.supernet.costs import CostSet
 from hwnas.supernet.losses import HeadLoss
-from hwnas.supernet.collapse import collapse_stats
-from hwnas.supernet.robust import ROBUST, perturb, robust_epsilon
 from hwnas.supernet.relax import PATHS, RELAXATIONS, relax
+from hwnas.supernet.robust import ROBUST, perturb, robust_epsilon
 from hwnas.supernet.tasks import SupernetTask
 from hwnas.types import Genotype
 

@@ -62,3 +62,19 @@ def test_kendall_tau_and_top_k_overlap():
     assert top_k_overlap([5, 4, 3, 2, 1], [1, 4, 5, 3, 2], k=2) == pytest.approx(0.5)
     summary = ranking_summary([1, 2, 3], [1, 1, 1])
     assert summary["kendall_tau"] is None and summary["n"] == 3  # constant scores: no ranking
+
+
+def test_handoff_orders_by_predicted_rank_then_spread():
+    import numpy as np
+
+    from hwnas.supernet.handoff import crowding_distance, handoff_order
+
+    # Rows 0-3 are the predicted front (row 2 in its crowded middle), row 4 is dominated.
+    F = np.array([[0.0, 4.0], [1.0, 3.0], [1.1, 2.9], [4.0, 0.0], [2.0, 4.0]])
+    order = handoff_order(F)
+    assert order[-1] == 4
+    assert set(order[:2]) == {0, 3}  # the ends of the front first (infinite crowding)
+    assert order[2:4] == [1, 2] or order[2:4] == [2, 1]
+    distance = crowding_distance(F[:4])
+    assert np.isinf(distance[[0, 3]]).all() and np.isfinite(distance[[1, 2]]).all()
+    assert handoff_order(np.zeros((0, 2))) == []

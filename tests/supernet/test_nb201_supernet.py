@@ -50,7 +50,9 @@ def test_per_edge_params_and_macs_are_exact_for_any_cell():
 
     space = make_space("nb201", CELL)
     terms = cell_counted_terms(space, ["params", "macs"], num_classes=10, input_shape=DIGITS)
-    mixed = "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_1x1~1|nor_conv_3x3~2|"
+    mixed = (
+        "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_1x1~1|nor_conv_3x3~2|"
+    )
     for genotype in (space.parse(mixed), space.from_indices([0] * 6)):
         indices = [int(i) for i in space.to_indices(genotype)]
         network = space.build(genotype, num_classes=10, in_channels=1)
@@ -80,7 +82,7 @@ def test_table_fit_recovers_an_additive_latency_table():
 
 
 def test_collapse_is_logged_from_the_derived_cell_of_constructed_logits(digits):
-    space, trainer = _trainer(digits)
+    _, trainer = _trainer(digits)
     skip, conv = OPS.index("skip_connect"), OPS.index("nor_conv_3x3")
     with torch.no_grad():  # three edges prefer skip, two pooling, one a convolution
         for edge, op in enumerate([skip, skip, skip, OPS.index("avg_pool_3x3"), 4, conv]):
@@ -129,7 +131,9 @@ def test_a_tiny_cell_search_runs_end_to_end(tmp_path, fast_cpu, strategy, option
     assert [t.state for t in result.trials] == [TrialState.COMPLETE] * 4
     collapse = _events(out, "supernet_collapse")
     assert [e["epoch"] for e in collapse] == [1, 2]
-    assert all(0 <= h["skip_share"] <= h["parameter_free_share"] <= 1 for h in collapse[-1]["heads"])
+    assert all(
+        0 <= h["skip_share"] <= h["parameter_free_share"] <= 1 for h in collapse[-1]["heads"]
+    )
     (measured,) = _events(out, "cell_latency_measured")
     assert set(measured["uniform_cells_ms"]) == set(OPS)
     ranking = _events(out, "supernet_ranking")
@@ -147,7 +151,9 @@ def test_a_tiny_cell_search_runs_end_to_end(tmp_path, fast_cpu, strategy, option
 def test_robust_is_offered_by_darts_and_checked():
     space = make_space("nb201", CELL)
     error = [parse_objective("error")]
-    strategy = make_strategy("darts", space=space, objectives=error, options={"robust": "sdarts-rs"})
+    strategy = make_strategy(
+        "darts", space=space, objectives=error, options={"robust": "sdarts-rs"}
+    )
     assert strategy.robust == "sdarts-rs"
     with pytest.raises(ConfigError, match="robust must be one of none, sdarts-rs"):
         make_strategy("snas", space=space, objectives=error, options={"robust": "hessian"})
