@@ -99,6 +99,7 @@ class SupernetStrategy(Strategy):
         cost_weights: Mapping[str, float] | None = None,
         samples_per_head: int = 2,
         pool_per_head: int = 8,
+        theta_heads: str = "all",
         finetune: bool = True,
         build_lut: bool = True,
     ) -> None:
@@ -121,6 +122,12 @@ class SupernetStrategy(Strategy):
             )
         self.cost_weights = dict(cost_weights or {})
         self.samples_per_head = _whole("samples_per_head", samples_per_head, low=1)
+        if theta_heads not in ("all", "rotate"):
+            raise ValueError(
+                f"theta_heads must be all (every head per theta step) or rotate (one head per "
+                f"step, in turn), got {theta_heads!r}"
+            )
+        self.theta_heads = theta_heads
         self.pool_per_head = max(
             self.samples_per_head, _whole("pool_per_head", pool_per_head, low=1) or 1
         )
@@ -282,6 +289,7 @@ class SupernetStrategy(Strategy):
             seed=self.seed,
             robust=self.robust,
             robust_epsilon=self.robust_epsilon,
+            theta_heads=self.theta_heads,
         )
 
     def _costs(self, task: SupernetTask) -> CostSet:
@@ -466,6 +474,7 @@ class FBNetSearch(SupernetStrategy):
         cost_weights: Mapping[str, float] | None = None,
         samples_per_head: int = 2,
         pool_per_head: int = 8,
+        theta_heads: str = "all",
         finetune: bool = True,
         build_lut: bool = True,
     ) -> None:
@@ -474,7 +483,7 @@ class FBNetSearch(SupernetStrategy):
             epochs=epochs, warmup_epochs=warmup_epochs, temperature=temperature,
             temperature_decay=temperature_decay, theta_lr=theta_lr, paths=paths, cost=cost,
             cost_weights=cost_weights, samples_per_head=samples_per_head,
-            pool_per_head=pool_per_head, finetune=finetune,
+            pool_per_head=pool_per_head, theta_heads=theta_heads, finetune=finetune,
             build_lut=build_lut,
         )  # fmt: skip
         self.alpha = _number("alpha", alpha, positive=True)
@@ -517,6 +526,7 @@ class SqueezeNASSearch(SupernetStrategy):
         cost_weights: Mapping[str, float] | None = None,
         samples_per_head: int = 2,
         pool_per_head: int = 8,
+        theta_heads: str = "all",
         finetune: bool = True,
         build_lut: bool = True,
     ) -> None:
@@ -525,7 +535,7 @@ class SqueezeNASSearch(SupernetStrategy):
             epochs=epochs, warmup_epochs=warmup_epochs, temperature=temperature,
             temperature_decay=temperature_decay, theta_lr=theta_lr, paths=paths, cost=cost,
             cost_weights=cost_weights, samples_per_head=samples_per_head,
-            pool_per_head=pool_per_head, finetune=finetune,
+            pool_per_head=pool_per_head, theta_heads=theta_heads, finetune=finetune,
             build_lut=build_lut,
         )  # fmt: skip
         self.targets = _numbers("targets", targets)
@@ -564,6 +574,7 @@ class _PenaltySearch(SupernetStrategy):
         cost_weights: Mapping[str, float] | None = None,
         samples_per_head: int = 2,
         pool_per_head: int = 8,
+        theta_heads: str = "all",
         finetune: bool = True,
         build_lut: bool = True,
     ) -> None:
@@ -572,7 +583,7 @@ class _PenaltySearch(SupernetStrategy):
             epochs=epochs, warmup_epochs=warmup_epochs, temperature=temperature,
             temperature_decay=temperature_decay, theta_lr=theta_lr, paths=paths, cost=cost,
             cost_weights=cost_weights, samples_per_head=samples_per_head,
-            pool_per_head=pool_per_head, finetune=finetune,
+            pool_per_head=pool_per_head, theta_heads=theta_heads, finetune=finetune,
             build_lut=build_lut,
         )  # fmt: skip
         self.lambdas = _numbers("lambdas", lambdas)

@@ -61,6 +61,7 @@ class SupernetSettings:
     seed: int = 0
     robust: str = "none"
     robust_epsilon: float = 0.3
+    theta_heads: str = "all"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "warmup_epochs"):
@@ -88,6 +89,8 @@ class SupernetSettings:
             )
         if not self.theta_lr > 0:
             raise ConfigError(f"theta_lr must be positive, not {self.theta_lr!r}")
+        if self.theta_heads not in ("all", "rotate"):
+            raise ConfigError(f"theta_heads must be all or rotate, not {self.theta_heads!r}")
         if self.robust not in ROBUST:
             raise ConfigError(f"robust must be one of {', '.join(ROBUST)}, not {self.robust!r}")
         if not 0 < self.robust_epsilon <= 1:
@@ -250,21 +253,29 @@ class SupernetTrainer:
         arch_batches = self.task.batches(self.arch_part, seed=seed + 2, device=self.device)
         steps, arch_steps = self.steps_per_epoch, self.arch_steps_per_epoch
         losses, arch_losses = [], []
+        weight_s = theta_s = 0.0  # where an epoch's time goes (docs/supernet.md, cost)
         self._epsilon = robust_epsilon(s.robust, s.robust_epsilon, epoch, s.epochs)
         cuda = [self.device.index or 0] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(seed + 3)  # dropout
             self.model.train()
             for step in range(steps):
+                started = time.perf_counter()
                 losses.append(self._weight_step(next(weights_batches), step, tau, noise))
+                split = time.perf_counter()
                 if searching and (step + 1) * arch_steps // steps > step * arch_steps // steps:
-                    arch_losses.append(self._theta_step(next(arch_batches), tau, noise))
+                    turn = len(arch_losses)
+                    arch_losses.append(self._theta_step(next(arch_batches), tau, noise, turn))
+                weight_s += split - started
+                theta_s += time.perf_counter() - split
         return {
             "epoch": epoch + 1,
             "temperature": tau,
             "phase": "search" if searching else "warmup",
             "weight_loss": float(np.mean(losses)),
             "arch_loss": float(np.mean(arch_losses)) if arch_losses else None,
+            "weight_step_s": round(weight_s, 3),
+            "theta_step_s": round(theta_s, 3),
             "heads": self.head_summaries(),
         }
 
@@ -292,12 +303,19 @@ class SupernetTrainer:
         return self._finite(loss, "weight")
 
     def _theta_step(
-        self, batch: tuple[torch.Tensor, torch.Tensor], tau: float, noise: torch.Generator
+        self,
+        batch: tuple[torch.Tensor, torch.Tensor],
+        tau: float,
+        noise: torch.Generator,
+        turn: int = 0,
     ) -> float:
         x, y = batch
         total = 0.0
+        pairs = list(zip(self.theta, self.heads))
+        if self.settings.theta_heads == "rotate":  # one head per step, in turn: 1/heads the time
+            pairs = [pairs[turn % len(pairs)]]
         with _frozen(self.model):
-            for head, objective in zip(self.theta, self.heads):
+            for head, objective in pairs:
                 r = relax(head, kind=self.settings.relaxation, paths=self.settings.paths,
                           temperature=tau, generator=noise)  # fmt: skip
                 task_loss = self.task.loss(self.model(x, r.mix, r.active), y)
@@ -307,7 +325,7 @@ class SupernetTrainer:
                 loss.backward()
                 self.opt_t.step()
                 total += self._finite(loss, "architecture")
-        return total / len(self.heads)
+        return total / len(pairs)
 
     def _finite(self, loss: torch.Tensor, what: str) -> float:
         value = float(loss.detach())

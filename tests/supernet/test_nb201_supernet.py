@@ -116,7 +116,7 @@ def test_oneshot_accuracy_leaves_the_supernet_unchanged(digits):
     [
         ("darts", {"lambdas": [0.0, 1.0]}),
         ("snas", {"lambdas": [0.0, 1.0]}),
-        ("fbnet", {"betas": [0.0, 1.0]}),
+        ("fbnet", {"betas": [0.0, 1.0], "theta_heads": "rotate", "paths": "one"}),
         ("darts", {"lambdas": [0.0, 1.0], "robust": "sdarts-rs", "paths": "two"}),
     ],
 )
