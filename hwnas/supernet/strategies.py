@@ -405,8 +405,11 @@ class SupernetStrategy(Strategy):
                         "log_prob": float(sum(np.log(p[j]) for p, j in zip(probs, proposal))),
                         "predicted": costs.describe(proposal),
                     }))  # fmt: skip
-                proposal = [int(self.rng.choice(len(p), p=p / p.sum())) for p in probs]
-                kind = "sample"
+                # Every other draw mixes the head's distribution half and half with the uniform
+                # one: a collapsed head's samples all cost the same, the front needs a spread.
+                kind = "sample" if tries % 2 else "explore"
+                mixed = probs if kind == "sample" else [0.5 * p + 0.5 / len(p) for p in probs]
+                proposal = [int(self.rng.choice(len(p), p=p / p.sum())) for p in mixed]
         # One-shot accuracy (the path with the shared weights): ranks the pool with the
         # predicted costs, and is graded against the trained accuracy in tell().
         scores = oneshot_accuracies(trainer, [g for g, _ in pool], seed=self.seed)
