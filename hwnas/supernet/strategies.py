@@ -387,6 +387,10 @@ class SupernetStrategy(Strategy):
         from hwnas.supernet.ranking import oneshot_accuracies
 
         seen = set(self.known)
+        # Cells that compute the same function (e.g. every disconnected nb201 cell) are one
+        # proposal: duplicates only crowd the hand-off.
+        function_key = getattr(self.space, "function_key", lambda g: g.key())
+        functions: set[str] = set()
         pool: list[tuple[Genotype, dict[str, Any]]] = []
         for h, head in enumerate(trainer.heads):
             probs = trainer.probabilities(h)
@@ -395,8 +399,9 @@ class SupernetStrategy(Strategy):
             while drawn < self.pool_per_head and tries < 50 * self.pool_per_head:
                 tries += 1
                 genotype = self.space.from_indices(proposal)  # type: ignore[attr-defined]
-                if genotype.key() not in seen:
+                if genotype.key() not in seen and function_key(genotype) not in functions:
                     seen.add(genotype.key())
+                    functions.add(function_key(genotype))
                     drawn += 1
                     pool.append((genotype, {
                         "head": h,
