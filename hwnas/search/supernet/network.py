@@ -96,6 +96,10 @@ class Supernet(nn.Module):
             weights.append(w)
         return weights, [[j] for j in indices]
 
+    def extract(self, genotype: Genotype) -> dict[str, torch.Tensor]:
+        """The stand-alone network's ``state_dict`` of ``genotype`` (see :func:`extract_state`)."""
+        return extract_state(self.state_dict(), self.space, genotype)
+
 
 def path_indices(space: MobileNetSpace, genotype: Genotype) -> list[int]:
     """The candidate index of each layer of ``genotype`` (positions in ``slot.choices``)."""

@@ -66,6 +66,16 @@ def _numbers(name: str, values: Any) -> list[float]:
     return [_number(name, v) for v in values]
 
 
+def _trained_accuracy(trial: Trial) -> float | None:
+    """The trial's accuracy (%), from ``accuracy`` or ``error``; None when it has neither."""
+    measurements = trial.measurements or {}
+    if "accuracy" in measurements:
+        return float(measurements["accuracy"].value)
+    if "error" in measurements:
+        return 100.0 - float(measurements["error"].value)
+    return None
+
+
 class SupernetStrategy(Strategy):
     """The shared machinery; subclasses choose the relaxation and the architecture loss."""
 
@@ -89,6 +99,8 @@ class SupernetStrategy(Strategy):
         cost: str | Sequence[str] | None = None,
         cost_weights: Mapping[str, float] | None = None,
         samples_per_head: int = 2,
+        pool_per_head: int = 8,
+        theta_heads: str = "all",
         finetune: bool = True,
         build_lut: bool = True,
     ) -> None:
@@ -111,11 +123,22 @@ class SupernetStrategy(Strategy):
             )
         self.cost_weights = dict(cost_weights or {})
         self.samples_per_head = _whole("samples_per_head", samples_per_head, low=1)
+        if theta_heads not in ("all", "rotate"):
+            raise ValueError(
+                f"theta_heads must be all (every head per theta step) or rotate (one head per "
+                f"step, in turn), got {theta_heads!r}"
+            )
+        self.theta_heads = theta_heads
+        self.pool_per_head = max(
+            self.samples_per_head, _whole("pool_per_head", pool_per_head, low=1) or 1
+        )
         if not isinstance(finetune, bool) or not isinstance(build_lut, bool):
             raise ValueError("finetune and build_lut must be true or false")
         self.finetune = finetune
         self.build_lut = build_lut
         self._queue: list[Candidate] | None = None
+        self._ranked: dict[str, tuple[float, float]] = {}
+        self.robust, self.robust_epsilon = "none", 0.3  # a collapse remedy (darts, snas)
         self.trainer: SupernetTrainer | None = None
 
     def _cost_metrics(self, cost: str | Sequence[str] | None) -> list[str] | None:
@@ -131,11 +154,12 @@ class SupernetStrategy(Strategy):
 
     def check_space(self) -> None:
         from hwnas.spaces.mobilenet import MobileNetSpace
+        from hwnas.spaces.nb201 import NB201Space
 
-        if not isinstance(self.space, MobileNetSpace):
+        if not isinstance(self.space, (MobileNetSpace, NB201Space)):
             raise ConfigError(
-                f"strategy '{self.name}' trains a supernet of per-layer blocks and needs "
-                f"--space mobilenet, not '{self.space.name}'"
+                f"strategy '{self.name}' trains a supernet and needs --space mobilenet or "
+                f"nb201, not '{self.space.name}'"
             )
 
     # -- the trade-offs (subclasses) --------------------------------------------------------
@@ -154,16 +178,36 @@ class SupernetStrategy(Strategy):
         return out
 
     def tell(self, trials: Sequence[Trial]) -> None:
-        """The front comes from the supernet; results change nothing."""
+        """The front comes from the supernet; results only grade its ranking: Kendall tau of
+        the candidates' one-shot accuracy against their trained accuracy (event
+        ``supernet_ranking``, updated as results come in)."""
+        from hwnas.search.supernet.ranking import ranking_summary
+
+        added = False
+        for trial in trials:
+            oneshot = trial.candidate.info.get("oneshot_accuracy")
+            trained = _trained_accuracy(trial)
+            if oneshot is not None and trained is not None:
+                self._ranked[trial.genotype.key()] = (float(oneshot), trained)
+                added = True
+        if added and len(self._ranked) >= 3:
+            oneshot, trained = zip(*self._ranked.values())
+            self.log_event(
+                "supernet_ranking",
+                **ranking_summary(oneshot, trained),
+                basis="fine-tuned from the supernet" if self.finetune else "trained alone",
+            )
 
     def state_dict(self) -> dict[str, Any]:
         queue = None if self._queue is None else [c.to_json() for c in self._queue]
-        return {**super().state_dict(), "queue": queue}
+        ranked = {k: list(v) for k, v in self._ranked.items()}
+        return {**super().state_dict(), "queue": queue, "ranked": ranked}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         queue = state.get("queue")
         self._queue = None if queue is None else [Candidate.from_json(c) for c in queue]
+        self._ranked = {k: (float(a), float(b)) for k, (a, b) in state.get("ranked", {}).items()}
 
     # -- the search -------------------------------------------------------------------------
     def _search(self) -> list[Candidate]:
@@ -204,9 +248,13 @@ class SupernetStrategy(Strategy):
     def _task(self) -> tuple[SupernetTask, Any, Any]:
         """The task, its training device and training settings, from the run's providers."""
         from hwnas.search.supernet.tasks import ClassificationTask
-        from hwnas.spaces.mobilenet import MobileNetSpace
+        from hwnas.spaces.nb201 import NB201Space
 
-        assert isinstance(self.space, MobileNetSpace)
+        task_class: type[ClassificationTask] = ClassificationTask
+        if isinstance(self.space, NB201Space):
+            from hwnas.search.supernet.cells import CellClassificationTask
+
+            task_class = CellClassificationTask
         provider: Any = self.resources.training
         make = getattr(provider, "supernet_task", None)
         if callable(make):
@@ -214,7 +262,7 @@ class SupernetStrategy(Strategy):
         from hwnas.training.provider import TrainingProvider
 
         if isinstance(provider, TrainingProvider):
-            task = ClassificationTask.from_provider(provider, self.space)
+            task = task_class.from_provider(provider, self.space)
             return task, provider.device, provider.settings
         raise ConfigError(
             f"strategy '{self.name}' trains a supernet and needs a dataset (--dataset digits); "
@@ -242,10 +290,13 @@ class SupernetStrategy(Strategy):
             weight_decay=train.decay,
             grad_clip=train.grad_clip if train.grad_clip is not None else 5.0,
             seed=self.seed,
+            robust=self.robust,
+            robust_epsilon=self.robust_epsilon,
+            theta_heads=self.theta_heads,
         )
 
     def _costs(self, task: SupernetTask) -> CostSet:
-        from hwnas.search.supernet.costs import COST_METRICS, CostSet, counted_terms
+        from hwnas.search.supernet.costs import COST_METRICS, CostSet
 
         metrics = self.cost
         if metrics is None:
@@ -259,7 +310,7 @@ class SupernetStrategy(Strategy):
                 f"its costs: {', '.join(metrics)}"
             )
         terms: list[CostTerm] = []
-        counted = counted_terms(task, [m for m in metrics if m != "latency"])
+        counted = self._counted_terms(task, [m for m in metrics if m != "latency"])
         for metric in metrics:
             if metric == "latency":
                 terms.append(self._latency_term(task))
@@ -267,6 +318,17 @@ class SupernetStrategy(Strategy):
                 terms.extend(t for t in counted if t.metric == metric)
         weights = [float(self.cost_weights.get(t.metric, 1.0)) for t in terms]
         return CostSet(terms, weights)
+
+    def _counted_terms(self, task: SupernetTask, metrics: list[str]) -> list[CostTerm]:
+        from hwnas.search.supernet.costs import counted_terms
+        from hwnas.spaces.nb201 import NB201Space
+
+        if isinstance(self.space, NB201Space):
+            from hwnas.search.supernet.cells import cell_counted_terms
+
+            return cell_counted_terms(self.space, metrics, num_classes=task.num_classes,
+                                      input_shape=task.input_shape)  # fmt: skip
+        return counted_terms(task, metrics)
 
     def _device_provider(self) -> Any:
         return self.resources.device
@@ -289,6 +351,15 @@ class SupernetStrategy(Strategy):
                 "cost=macs, params or peak_memory"
             )
         lookup = {"num_classes": device.num_classes, "input_shape": device.input_shape}
+        from hwnas.spaces.nb201 import NB201Space
+
+        if isinstance(self.space, NB201Space):
+            from hwnas.search.supernet.cells import cell_latency_term
+
+            term, measured = cell_latency_term(self.space, device.profile, **lookup,
+                                               seed=self.seed)  # fmt: skip
+            self.log_event("cell_latency_measured", **measured)
+            return term
         try:
             table = cached_table(device.profile, self.space, **lookup)
         except DeviceError:
@@ -304,39 +375,63 @@ class SupernetStrategy(Strategy):
 
     # -- the front --------------------------------------------------------------------------
     def _derive(self, trainer: SupernetTrainer, costs: CostSet) -> list[Candidate]:
-        """Each head's most likely architecture, then samples of its distribution."""
+        """A pool of each head's most likely architecture and samples of its distribution
+        (``pool_per_head``), of which ``heads x samples_per_head`` are handed off: the heads'
+        arg-maxes, then the predicted front's most spread-out members (see
+        :mod:`hwnas.search.supernet.handoff`)."""
         import numpy as np
 
+        from hwnas.search.supernet.handoff import handoff_order
+        from hwnas.search.supernet.ranking import oneshot_accuracies
+
         seen = set(self.known)
-        candidates: list[Candidate] = []
+        # Cells that compute the same function (e.g. every disconnected nb201 cell) are one
+        # proposal: duplicates only crowd the hand-off.
+        function_key = getattr(self.space, "function_key", lambda g: g.key())
+        functions: set[str] = set()
+        pool: list[tuple[Genotype, dict[str, Any]]] = []
         for h, head in enumerate(trainer.heads):
             probs = trainer.probabilities(h)
-            draws: list[tuple[str, list[int]]] = []
-            tries = 0
             proposal, kind = trainer.argmax(h), "argmax"
-            while len(draws) < self.samples_per_head and tries < 50 * self.samples_per_head:
-                key = self.space.from_indices(proposal).key()  # type: ignore[attr-defined]
-                if key not in seen and all(proposal != d for _, d in draws):
-                    draws.append((kind, proposal))
+            drawn = tries = 0
+            while drawn < self.pool_per_head and tries < 50 * self.pool_per_head:
                 tries += 1
-                proposal = [int(self.rng.choice(len(p), p=p / p.sum())) for p in probs]
-                kind = "sample"
-            for kind, indices in draws:
-                genotype = self.space.from_indices(indices)  # type: ignore[attr-defined]
-                if genotype.key() in seen:
-                    continue
-                seen.add(genotype.key())
-                info = {
-                    "head": h,
-                    "tradeoff": head.tradeoff,
-                    "draw": kind,
-                    "log_prob": float(sum(np.log(p[j]) for p, j in zip(probs, indices))),
-                    "predicted": costs.describe(indices),
-                }
-                candidates.append(self._candidate(trainer, genotype, info))
+                genotype = self.space.from_indices(proposal)  # type: ignore[attr-defined]
+                if genotype.key() not in seen and function_key(genotype) not in functions:
+                    seen.add(genotype.key())
+                    functions.add(function_key(genotype))
+                    drawn += 1
+                    pool.append((genotype, {
+                        "head": h,
+                        "tradeoff": head.tradeoff,
+                        "draw": kind,
+                        "log_prob": float(sum(np.log(p[j]) for p, j in zip(probs, proposal))),
+                        "predicted": costs.describe(proposal),
+                    }))  # fmt: skip
+                # Every other draw mixes the head's distribution half and half with the uniform
+                # one: a collapsed head's samples all cost the same, the front needs a spread.
+                kind = "sample" if tries % 2 else "explore"
+                mixed = probs if kind == "sample" else [0.5 * p + 0.5 / len(p) for p in probs]
+                proposal = [int(self.rng.choice(len(p), p=p / p.sum())) for p in mixed]
+        # One-shot accuracy (the path with the shared weights): ranks the pool with the
+        # predicted costs, and is graded against the trained accuracy in tell().
+        scores = oneshot_accuracies(trainer, [g for g, _ in pool], seed=self.seed)
+        F = np.array(
+            [[-s, *info["predicted"].values()] for (_, info), s in zip(pool, scores)], dtype=float
+        ).reshape(len(pool), -1)
+        # Every head's arg-max (its trade-off's answer) first, then the spread-out rest.
+        argmaxes = [i for i, (_, info) in enumerate(pool) if info["draw"] == "argmax"]
+        rest = [i for i in handoff_order(F) if i not in argmaxes]
+        order = (argmaxes + rest)[: len(trainer.heads) * self.samples_per_head]
+        candidates = [
+            self._candidate(trainer, pool[i][0],
+                            {**pool[i][1], "oneshot_accuracy": round(scores[i], 4)})
+            for i in order
+        ]  # fmt: skip
         self.log_event(
             "supernet_front",
             candidates=[{"genotype": c.genotype.spec, **c.info} for c in candidates],
+            pool=len(pool),
             train_seconds=round(trainer.train_seconds, 3),
         )
         return candidates
@@ -385,6 +480,8 @@ class FBNetSearch(SupernetStrategy):
         cost: str | Sequence[str] | None = None,
         cost_weights: Mapping[str, float] | None = None,
         samples_per_head: int = 2,
+        pool_per_head: int = 8,
+        theta_heads: str = "all",
         finetune: bool = True,
         build_lut: bool = True,
     ) -> None:
@@ -392,7 +489,8 @@ class FBNetSearch(SupernetStrategy):
             space=space, objectives=objectives, constraints=constraints, seed=seed,
             epochs=epochs, warmup_epochs=warmup_epochs, temperature=temperature,
             temperature_decay=temperature_decay, theta_lr=theta_lr, paths=paths, cost=cost,
-            cost_weights=cost_weights, samples_per_head=samples_per_head, finetune=finetune,
+            cost_weights=cost_weights, samples_per_head=samples_per_head,
+            pool_per_head=pool_per_head, theta_heads=theta_heads, finetune=finetune,
             build_lut=build_lut,
         )  # fmt: skip
         self.alpha = _number("alpha", alpha, positive=True)
@@ -434,6 +532,8 @@ class SqueezeNASSearch(SupernetStrategy):
         cost: str | Sequence[str] | None = None,
         cost_weights: Mapping[str, float] | None = None,
         samples_per_head: int = 2,
+        pool_per_head: int = 8,
+        theta_heads: str = "all",
         finetune: bool = True,
         build_lut: bool = True,
     ) -> None:
@@ -441,7 +541,8 @@ class SqueezeNASSearch(SupernetStrategy):
             space=space, objectives=objectives, constraints=constraints, seed=seed,
             epochs=epochs, warmup_epochs=warmup_epochs, temperature=temperature,
             temperature_decay=temperature_decay, theta_lr=theta_lr, paths=paths, cost=cost,
-            cost_weights=cost_weights, samples_per_head=samples_per_head, finetune=finetune,
+            cost_weights=cost_weights, samples_per_head=samples_per_head,
+            pool_per_head=pool_per_head, theta_heads=theta_heads, finetune=finetune,
             build_lut=build_lut,
         )  # fmt: skip
         self.targets = _numbers("targets", targets)
@@ -468,6 +569,8 @@ class _PenaltySearch(SupernetStrategy):
         constraints: Sequence[Constraint] = (),
         seed: int = 0,
         lambdas: Sequence[float] = (0.0, 0.1, 0.3, 1.0, 3.0),
+        robust: str = "none",
+        robust_epsilon: float = 0.3,
         epochs: int | None = None,
         warmup_epochs: int | None = None,
         temperature: float = 5.0,
@@ -477,6 +580,8 @@ class _PenaltySearch(SupernetStrategy):
         cost: str | Sequence[str] | None = None,
         cost_weights: Mapping[str, float] | None = None,
         samples_per_head: int = 2,
+        pool_per_head: int = 8,
+        theta_heads: str = "all",
         finetune: bool = True,
         build_lut: bool = True,
     ) -> None:
@@ -484,12 +589,24 @@ class _PenaltySearch(SupernetStrategy):
             space=space, objectives=objectives, constraints=constraints, seed=seed,
             epochs=epochs, warmup_epochs=warmup_epochs, temperature=temperature,
             temperature_decay=temperature_decay, theta_lr=theta_lr, paths=paths, cost=cost,
-            cost_weights=cost_weights, samples_per_head=samples_per_head, finetune=finetune,
+            cost_weights=cost_weights, samples_per_head=samples_per_head,
+            pool_per_head=pool_per_head, theta_heads=theta_heads, finetune=finetune,
             build_lut=build_lut,
         )  # fmt: skip
         self.lambdas = _numbers("lambdas", lambdas)
         if any(v < 0 for v in self.lambdas):
             raise ValueError(f"lambdas must be >= 0, got {self.lambdas}")
+        from hwnas.search.supernet.robust import ROBUST
+
+        if robust not in ROBUST:
+            raise ValueError(
+                f"robust must be one of {', '.join(ROBUST)} (sdarts-rs: SDARTS random "
+                f"smoothing against collapse), got {robust!r}"
+            )
+        self.robust = robust
+        self.robust_epsilon = _number("robust_epsilon", robust_epsilon, positive=True)
+        if self.robust_epsilon > 1:
+            raise ValueError(f"robust_epsilon must be in (0, 1], got {self.robust_epsilon}")
 
 
 class DARTSSearch(_PenaltySearch):

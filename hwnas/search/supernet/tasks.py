@@ -72,6 +72,15 @@ class SupernetTask(abc.ABC):
     def describe(self) -> dict[str, Any]:
         return {"task": type(self).__name__, "num_classes": self.num_classes}
 
+    def make_supernet(self) -> nn.Module:
+        """The freshly initialised supernet of the space (``forward(x, weights, active)``,
+        ``num_choices``, ``one_hot(genotype)``, ``extract(genotype)``)."""
+        from hwnas.search.supernet.network import Supernet
+
+        return Supernet(
+            self.space, head=self.make_head(), in_channels=self.in_channels, upsample=self.upsample
+        )
+
 
 class ClassificationTask(SupernetTask):
     """Image classification on a :class:`DatasetSplits` with the space's classifier head."""

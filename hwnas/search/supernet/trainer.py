@@ -30,10 +30,11 @@ from torch import nn
 
 from hwnas.errors import ConfigError
 from hwnas.search.supernet.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from hwnas.search.supernet.collapse import collapse_stats
 from hwnas.search.supernet.costs import CostSet
 from hwnas.search.supernet.losses import HeadLoss
-from hwnas.search.supernet.network import Supernet, extract_state
 from hwnas.search.supernet.relax import PATHS, RELAXATIONS, relax
+from hwnas.search.supernet.robust import ROBUST, perturb, robust_epsilon
 from hwnas.search.supernet.tasks import SupernetTask
 from hwnas.types import Genotype
 
@@ -58,6 +59,9 @@ class SupernetSettings:
     weight_decay: float = 5e-4
     grad_clip: float | None = 5.0
     seed: int = 0
+    robust: str = "none"
+    robust_epsilon: float = 0.3
+    theta_heads: str = "all"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "warmup_epochs"):
@@ -85,6 +89,12 @@ class SupernetSettings:
             )
         if not self.theta_lr > 0:
             raise ConfigError(f"theta_lr must be positive, not {self.theta_lr!r}")
+        if self.theta_heads not in ("all", "rotate"):
+            raise ConfigError(f"theta_heads must be all or rotate, not {self.theta_heads!r}")
+        if self.robust not in ROBUST:
+            raise ConfigError(f"robust must be one of {', '.join(ROBUST)}, not {self.robust!r}")
+        if not 0 < self.robust_epsilon <= 1:
+            raise ConfigError(f"robust_epsilon must be in (0, 1], not {self.robust_epsilon!r}")
 
     def temperature_at(self, epoch: int) -> float:
         return self.temperature * self.temperature_decay**epoch
@@ -135,12 +145,7 @@ class SupernetTrainer:
         self.log = log or (lambda kind, **data: None)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(settings.seed)
-            self.model = Supernet(
-                task.space,
-                head=task.make_head(),
-                in_channels=task.in_channels,
-                upsample=task.upsample,
-            ).to(self.device)
+            self.model = task.make_supernet().to(self.device)
         self.theta = [
             [torch.zeros(n, device=self.device, requires_grad=True) for n in self.model.num_choices]
             for _ in self.heads
@@ -159,6 +164,7 @@ class SupernetTrainer:
         )
         self.epoch = 0
         self.train_seconds = 0.0
+        self._epsilon = 0.0
         self.fingerprint = self._fingerprint()
         if checkpoint_dir is not None:
             found = load_checkpoint(checkpoint_dir, fingerprint=self.fingerprint)
@@ -232,6 +238,10 @@ class SupernetTrainer:
             self.epoch += 1
             self._save()
             self.log("supernet_epoch", **stats, seconds=round(self.train_seconds, 3))
+            self.log("supernet_collapse", epoch=self.epoch, heads=[
+                {"head": h["head"], "tradeoff": h["tradeoff"], **h["collapse"]}
+                for h in stats["heads"]
+            ])  # fmt: skip
 
     def _epoch(self, epoch: int) -> dict[str, Any]:
         s = self.settings
@@ -243,20 +253,29 @@ class SupernetTrainer:
         arch_batches = self.task.batches(self.arch_part, seed=seed + 2, device=self.device)
         steps, arch_steps = self.steps_per_epoch, self.arch_steps_per_epoch
         losses, arch_losses = [], []
+        weight_s = theta_s = 0.0  # where an epoch's time goes (docs/supernet.md, cost)
+        self._epsilon = robust_epsilon(s.robust, s.robust_epsilon, epoch, s.epochs)
         cuda = [self.device.index or 0] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(seed + 3)  # dropout
             self.model.train()
             for step in range(steps):
+                started = time.perf_counter()
                 losses.append(self._weight_step(next(weights_batches), step, tau, noise))
+                split = time.perf_counter()
                 if searching and (step + 1) * arch_steps // steps > step * arch_steps // steps:
-                    arch_losses.append(self._theta_step(next(arch_batches), tau, noise))
+                    turn = len(arch_losses)
+                    arch_losses.append(self._theta_step(next(arch_batches), tau, noise, turn))
+                weight_s += split - started
+                theta_s += time.perf_counter() - split
         return {
             "epoch": epoch + 1,
             "temperature": tau,
             "phase": "search" if searching else "warmup",
             "weight_loss": float(np.mean(losses)),
             "arch_loss": float(np.mean(arch_losses)) if arch_losses else None,
+            "weight_step_s": round(weight_s, 3),
+            "theta_step_s": round(theta_s, 3),
             "heads": self.head_summaries(),
         }
 
@@ -271,7 +290,10 @@ class SupernetTrainer:
         head = [t.detach() for t in self.theta[step % len(self.heads)]]
         r = relax(head, kind=self.settings.relaxation, paths=self.settings.paths,
                   temperature=tau, generator=noise)  # fmt: skip
-        loss = self.task.loss(self.model(x, r.mix, r.active), y)
+        mix = r.mix
+        if self._epsilon > 0:  # SDARTS-RS: train the weights for a neighbourhood of theta
+            mix = perturb(r.mix, r.active, self._epsilon, noise)
+        loss = self.task.loss(self.model(x, mix, r.active), y)
         self.opt_w.zero_grad(set_to_none=True)
         loss.backward()
         if self.settings.grad_clip is not None:
@@ -281,12 +303,19 @@ class SupernetTrainer:
         return self._finite(loss, "weight")
 
     def _theta_step(
-        self, batch: tuple[torch.Tensor, torch.Tensor], tau: float, noise: torch.Generator
+        self,
+        batch: tuple[torch.Tensor, torch.Tensor],
+        tau: float,
+        noise: torch.Generator,
+        turn: int = 0,
     ) -> float:
         x, y = batch
         total = 0.0
+        pairs = list(zip(self.theta, self.heads))
+        if self.settings.theta_heads == "rotate":  # one head per step, in turn: 1/heads the time
+            pairs = [pairs[turn % len(pairs)]]
         with _frozen(self.model):
-            for head, objective in zip(self.theta, self.heads):
+            for head, objective in pairs:
                 r = relax(head, kind=self.settings.relaxation, paths=self.settings.paths,
                           temperature=tau, generator=noise)  # fmt: skip
                 task_loss = self.task.loss(self.model(x, r.mix, r.active), y)
@@ -296,7 +325,7 @@ class SupernetTrainer:
                 loss.backward()
                 self.opt_t.step()
                 total += self._finite(loss, "architecture")
-        return total / len(self.heads)
+        return total / len(pairs)
 
     def _finite(self, loss: torch.Tensor, what: str) -> float:
         value = float(loss.detach())
@@ -318,6 +347,7 @@ class SupernetTrainer:
         return [int(np.argmax(p)) for p in self.probabilities(head)]
 
     def head_summaries(self) -> list[dict[str, Any]]:
+        options = self.task.space.options()  # type: ignore[attr-defined]
         out = []
         for h, objective in enumerate(self.heads):
             probs = self.probabilities(h)
@@ -331,10 +361,11 @@ class SupernetTrainer:
                     "expected_cost": expected,
                     "argmax_costs": self.costs.describe(self.argmax(h)),
                     "entropy": entropy,
+                    "collapse": collapse_stats(options, self.argmax(h)).to_json(),
                 }
             )
         return out
 
     def extract(self, genotype: Genotype) -> dict[str, torch.Tensor]:
-        """The stand-alone network's weights for ``genotype`` (see :func:`extract_state`)."""
-        return extract_state(self.model.state_dict(), self.task.space, genotype)
+        """The stand-alone network's weights for ``genotype`` (the supernet's ``extract``)."""
+        return self.model.extract(genotype)  # type: ignore[operator]

@@ -1,0 +1,155 @@
+"""Can a supernet's ranking of architectures be trusted? One-shot against stand-alone, on digits.
+
+For each space (``nb201`` cells and ``mobilenet`` layers, both small enough for a CPU):
+
+1. sample ``--archs`` architectures (seeded) and train each alone on digits
+   (``--standalone-epochs``), recording its validation accuracy;
+2. for each weight-sharing method (``darts``: softmax relaxation, all paths; ``snas`` and
+   ``fbnet``: Gumbel-softmax, all paths; ``single-path``: one sampled path per step, GDAS's
+   straight-through form, the closest to ENAS's shared-weight phase here) train one supernet (``--supernet-epochs``, one accuracy-only head: lambda = beta = 0) and read each
+   sampled architecture's one-shot accuracy (its path with the shared weights, batch norm on
+   batch statistics, on the held-out architecture part of the training data);
+3. report Kendall's tau-b and the top-5 overlap of the one-shot against the stand-alone
+   accuracies, and the wall time of each part.
+
+    OMP_NUM_THREADS=1 python benchmarks/oneshot_ranking.py                 # 30 archs per space
+    OMP_NUM_THREADS=1 python benchmarks/oneshot_ranking.py --archs 12 --json out.json
+    OMP_NUM_THREADS=1 python benchmarks/oneshot_ranking.py --smoke         # does it run?
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+SPACES = {
+    "nb201": {"channels": 8, "cells_per_stage": 1},
+    "mobilenet": {"stages": [[16, 1, 1], [24, 2, 2], [32, 2, 1]], "head_channels": 64},
+}
+SMOKE = {
+    "nb201": {"channels": 4, "cells_per_stage": 1},
+    "mobilenet": {"stages": [[8, 1, 1], [16, 2, 1]], "head_channels": 32},
+}
+#: method -> (relaxation, paths, loss)
+METHODS = {
+    "darts": ("softmax", "full", "penalty"),
+    "snas": ("gumbel", "full", "snas"),
+    "fbnet": ("gumbel", "full", "fbnet"),
+    "single-path": ("gumbel", "one", "penalty"),  # one sampled path per step (GDAS)
+}
+
+
+def sample_archs(space: Any, n: int, seed: int) -> list[Any]:
+    rng = np.random.default_rng(seed)
+    seen: dict[str, Any] = {}
+    while len(seen) < min(n, space.size() or n):
+        g = space.sample(rng)
+        seen.setdefault(g.key(), g)
+    return list(seen.values())
+
+
+def standalone(space: Any, archs: list[Any], data: Any, epochs: float, seed: int) -> list[float]:
+    from hwnas.training.settings import TrainSettings
+    from hwnas.training.trainer import train
+
+    settings = TrainSettings(epochs=epochs, batch_size=32, lr=0.05)
+    out = []
+    for g in archs:
+        torch.manual_seed(seed)
+        model = space.build(g, num_classes=data.num_classes, in_channels=data.input_shape[0])
+        out.append(float(train(model, data, settings, device="cpu", seed=seed).accuracy))
+    return out
+
+
+def oneshot(space: Any, archs: list[Any], data: Any, method: str, epochs: int, seed: int):
+    from hwnas.search.supernet.costs import CostSet, counted_terms
+    from hwnas.search.supernet.losses import FBNetLoss, PenaltyLoss, SNASLoss
+    from hwnas.search.supernet.ranking import oneshot_accuracies
+    from hwnas.search.supernet.tasks import ClassificationTask
+    from hwnas.search.supernet.trainer import SupernetSettings, SupernetTrainer
+    from hwnas.spaces.nb201 import NB201Space
+    from hwnas.training.settings import TrainSettings
+
+    relaxation, paths, loss = METHODS[method]
+    train_settings = TrainSettings(batch_size=32, lr=0.05)
+    if isinstance(space, NB201Space):
+        from hwnas.search.supernet.cells import CellClassificationTask, cell_counted_terms
+
+        task: Any = CellClassificationTask(space=space, data=data, settings=train_settings)
+        terms = cell_counted_terms(
+            space, ["params"], num_classes=data.num_classes, input_shape=data.input_shape
+        )
+    else:
+        task = ClassificationTask(space=space, data=data, settings=train_settings)
+        terms = counted_terms(task, ["params"])
+    head = {"penalty": PenaltyLoss(0.0), "snas": SNASLoss(0.0), "fbnet": FBNetLoss(0.2, 0.0)}
+    settings = SupernetSettings(
+        epochs=epochs, warmup_epochs=max(0, epochs // 4), relaxation=relaxation, paths=paths,
+        theta_lr=0.05, lr=0.05, seed=seed,
+    )  # fmt: skip
+    trainer = SupernetTrainer(
+        task=task, costs=CostSet(terms), heads=[head[loss]], settings=settings
+    )
+    started = time.perf_counter()
+    trainer.train()
+    scores = oneshot_accuracies(trainer, archs, batches=8, seed=seed)
+    return scores, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--archs", type=int, default=30)
+    parser.add_argument("--standalone-epochs", type=float, default=3.0)
+    parser.add_argument("--supernet-epochs", type=int, default=6)
+    parser.add_argument("--spaces", nargs="+", default=list(SPACES))
+    parser.add_argument("--methods", nargs="+", default=list(METHODS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    if args.smoke:
+        args.archs, args.standalone_epochs, args.supernet_epochs = 4, 0.2, 1
+
+    from hwnas.search.supernet.ranking import ranking_summary
+    from hwnas.spaces import make_space
+    from hwnas.training.datasets.catalog import load_dataset
+
+    data = load_dataset("digits", seed=args.seed)
+    report: dict[str, Any] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        "args": vars(args),
+        "results": [],
+    }
+    for name in args.spaces:
+        space = make_space(name, (SMOKE if args.smoke else SPACES)[name])
+        archs = sample_archs(space, args.archs, args.seed)
+        started = time.perf_counter()
+        alone = standalone(space, archs, data, args.standalone_epochs, args.seed)
+        alone_s = time.perf_counter() - started
+        print(f"{name}: {len(archs)} archs trained alone in {alone_s:.0f} s; "
+              f"accuracy {min(alone):.1f}..{max(alone):.1f}%", flush=True)  # fmt: skip
+        for method in args.methods:
+            scores, seconds = oneshot(space, archs, data, method, args.supernet_epochs, args.seed)
+            row = {
+                "space": name, "method": method, **ranking_summary(scores, alone),
+                "supernet_s": round(seconds, 1), "standalone_s": round(alone_s, 1),
+                "oneshot": [round(s, 2) for s in scores], "standalone": [round(a, 2) for a in alone],
+            }  # fmt: skip
+            report["results"].append(row)
+            print(f"  {method:12s} tau {row['kendall_tau']}  top-5 overlap "
+                  f"{row['top_k_overlap']}  supernet {seconds:.0f} s", flush=True)  # fmt: skip
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
