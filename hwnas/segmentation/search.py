@@ -42,7 +42,7 @@ def search_segmentation(
     from hwnas._version import __version__
     from hwnas.api import Session, start
     from hwnas.config import RunConfig
-    from hwnas.search.supernet.strategies import SupernetStrategy
+    from hwnas.search.supernet.base import SupernetStrategy
     from hwnas.segmentation.data import SegmentationData, load_segmentation
     from hwnas.segmentation.provider import SegmentationProvider
     from hwnas.spaces import make_space

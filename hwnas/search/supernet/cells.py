@@ -2,8 +2,8 @@
 
 The network is :class:`hwnas.search.supernet.cell.CellSupernet` (every cell edge holds the five
 operations; one-hot edge weights compute exactly ``NB201Space.build``'s network). This module
-adapts it to :class:`~hwnas.search.supernet.trainer.SupernetTrainer`'s interface (one weight tensor per
-position: the six edges, five operations each), and gives the hardware cost of every
+adapts it to :class:`~hwnas.search.supernet.trainer.SupernetTrainer`'s interface (one weight
+tensor per position: the six edges, five operations each), and gives the hardware cost of every
 (edge, operation) so the relaxed theta has a differentiable expected cost:
 
 - ``params`` and ``macs``: exact, from the space's additive cost model

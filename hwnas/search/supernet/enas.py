@@ -30,7 +30,7 @@ from hwnas.errors import ConfigError
 from hwnas.objectives.base import Constraint, Objective
 from hwnas.objectives.pareto import pareto_ranks
 from hwnas.search.rl.reward import REWARDS, RewardEngine, default_preferences, is_quality
-from hwnas.search.supernet.strategies import SupernetStrategy, _number, _whole
+from hwnas.search.supernet.base import SupernetStrategy, _number, _whole
 from hwnas.spaces.base import SearchSpace
 from hwnas.types import Candidate, Genotype
 
