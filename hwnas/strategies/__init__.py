@@ -32,6 +32,11 @@ STRATEGIES.add(
     "Neural-Architect-style RL: embedding, controller, performance predictors",
 )
 STRATEGIES.add(
+    "bo",
+    "hwnas.strategies.bo:BOSearch",
+    "BANANAS-style Bayesian optimisation: neural ensemble, expected hypervolume improvement",
+)
+STRATEGIES.add(
     "hillclimb",
     "hwnas.strategies.hillclimb:HillClimb",
     "NASH hill climbing with network morphisms (single-objective baseline)",
