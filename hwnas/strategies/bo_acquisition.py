@@ -4,8 +4,9 @@ Every candidate comes with one predicted objective row per ensemble member (chea
 are exact, so they are equal across members); the ensemble is read as samples of the
 posterior. A candidate's score is the hypervolume its row adds to the current front: with
 independent Thompson sampling (BANANAS's choice, the default) the row of one member drawn at
-random; with EHVI the mean over members of what each member's row adds. A batch is chosen greedily with the kriging believer: after a pick, its mean row
-joins the front, so the next pick has to add hypervolume somewhere else.
+random; with EHVI the mean over members of what each member's row adds. A batch is chosen
+greedily with the kriging believer: after a pick, its mean row joins the front, so the next
+pick has to add hypervolume somewhere else.
 
 Everything is minimised and normalised (ideal 0, nadir 1, reference point ``reference``).
 Two objectives use the exact staircase formula, vectorised over candidates and members; more

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sqlite3
 import subprocess
@@ -171,10 +172,8 @@ def test_sigkill_then_resume_proposes_what_an_uninterrupted_run_does(tmp_path, n
     try:
         while _complete(out / "hwnas.db") < 40:
             assert proc.poll() is None, "the search ended before it could be killed"
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=0.05)
-            except subprocess.TimeoutExpired:
-                pass
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
