@@ -27,6 +27,7 @@ from hwnas.spaces.base import SearchSpace
 from hwnas.store import RunStore
 from hwnas.strategies import make_strategy
 from hwnas.strategies.base import RunContext, Strategy
+from hwnas.surrogates.table import resolve_benchmark
 from hwnas.types import Trial
 
 
@@ -155,7 +156,7 @@ def search(
         time_budget=time_budget,
         space_options=dict(space_options or {}),
         strategy_options=dict(strategy_options or {}),
-        benchmark=str(Path(benchmark).resolve()) if benchmark is not None else None,
+        benchmark=resolve_benchmark(benchmark) if benchmark is not None else None,
         dataset=dataset,
         data_dir=str(Path(data_dir).resolve()) if data_dir is not None else None,
         device=device,

@@ -309,9 +309,9 @@ def build_providers(config: RunConfig, space: SearchSpace) -> list[MetricProvide
     providers: list[MetricProvider] = []
     num_classes, input_shape = 10, tuple(space.input_shape)
     if config.benchmark:
-        from hwnas.benchmarks import TabularBenchmark
+        from hwnas.surrogates.table import open_benchmark
 
-        providers.append(TableProvider(TabularBenchmark(path=config.benchmark, space=space)))
+        providers.append(TableProvider(open_benchmark(config.benchmark, space)))
     if config.dataset and config.dataset.startswith(DATASET_PREFIX):
         from hwnas.segmentation.provider import SegmentationProvider
 
