@@ -113,7 +113,7 @@ class SurrogateBenchmark:
         linear = rows[0][1] if rows else 0
         Y = np.column_stack([table.values(m) for m in metrics])
         order = np.random.default_rng(seed).permutation(len(genotypes))
-        n_train = int(round(train_fraction * len(genotypes)))
+        n_train = round(train_fraction * len(genotypes))
         if n_train < 2 or n_train >= len(genotypes):
             raise BenchmarkError(
                 f"table '{table.path.name}' has {len(genotypes)} rows: too few to fit on "
