@@ -25,7 +25,7 @@ from hwnas.runner import Budget, Executor, RunOutcome, run
 from hwnas.spaces import make_space
 from hwnas.spaces.base import SearchSpace
 from hwnas.store import RunStore
-from hwnas.strategies import make_strategy
+from hwnas.strategies import default_strategy, make_strategy
 from hwnas.strategies.base import RunContext, Strategy
 from hwnas.surrogates.table import resolve_benchmark
 from hwnas.types import Trial
@@ -120,7 +120,7 @@ class Session:
 def search(
     *,
     space: str = "mobilenet",
-    strategy: str = "random",
+    strategy: str | None = None,
     objectives: Sequence[str | Objective],
     out: str | os.PathLike[str],
     constraints: Sequence[str | Constraint] = (),
@@ -145,10 +145,12 @@ def search(
     ``"params<=1.5e6"`` or ``"latency<=5ms"``. Candidates are evaluated by a ``benchmark``
     table and/or by training on ``dataset`` and profiling on ``device``. The run directory
     ``out`` receives ``hwnas.db``, ``config.toml``, ``front.csv`` and ``front.json``.
+    Without ``strategy``, the one measured best for the situation (table or training, see
+    :func:`hwnas.strategies.default_strategy`); the run's config records the name.
     """
     config = RunConfig(
         space=space,
-        strategy=strategy,
+        strategy=strategy or default_strategy(benchmark=benchmark, dataset=dataset),
         objectives=[str(o) for o in objectives],
         constraints=[str(c) for c in constraints],
         seed=int(seed),

@@ -12,7 +12,12 @@ from hwnas.registry import Registry
 from hwnas.spaces.base import SearchSpace
 from hwnas.strategies.base import Strategy
 
-__all__ = ["STRATEGIES", "Strategy", "make_strategy"]
+__all__ = ["STRATEGIES", "Strategy", "default_strategy", "make_strategy"]
+
+#: The strategy a search uses when none is named, by situation; the measurements behind the
+#: choice are in docs/bo.md ("Which strategy by default").
+DEFAULT_TABLE = "bo"
+DEFAULT_TRAINING = "bo"
 
 STRATEGIES: Registry[type[Strategy]] = Registry("strategy")
 STRATEGIES.add(
@@ -55,6 +60,12 @@ STRATEGIES.add(
 STRATEGIES.add(
     "snas", "hwnas.supernet.strategies:SNASSearch", "SNAS stochastic relaxation, per-layer cost"
 )
+
+
+def default_strategy(*, benchmark: object = None, dataset: object = None) -> str:
+    """The strategy for a search that names none: a table search (``benchmark``, no
+    ``dataset``) or a training search."""
+    return DEFAULT_TABLE if benchmark is not None and not dataset else DEFAULT_TRAINING
 
 
 def make_strategy(
