@@ -43,7 +43,7 @@ class BOSearch(Strategy):
     """BANANAS-style multi-objective BO: neural ensemble, EHVI, mutation + random pool."""
 
     name = "bo"
-    batch_size = 4
+    batch_size = 2
 
     def __init__(
         self,
@@ -53,7 +53,7 @@ class BOSearch(Strategy):
         constraints: Sequence[Any] = (),
         seed: int = 0,
         initial: int = 10,
-        batch: int = 4,
+        batch: int = 2,
         acquisition: str = "its",
         mutations: int = 50,
         random_samples: int = 10,
