@@ -193,3 +193,16 @@ def test_sigkill_then_resume_proposes_what_an_uninterrupted_run_does(tmp_path, n
     with sqlite3.connect(out / "hwnas.db") as a, sqlite3.connect(straight / "hwnas.db") as b:
         resumed, uninterrupted = a.execute(keys).fetchall(), b.execute(keys).fetchall()
     assert len(resumed) == budget and resumed == uninterrupted
+
+
+def test_a_search_without_a_strategy_uses_the_default(tmp_path, nb201_csv):
+    from hwnas.strategies import DEFAULT_TABLE, DEFAULT_TRAINING, default_strategy
+
+    assert default_strategy(benchmark=nb201_csv) == DEFAULT_TABLE == "bo"
+    assert default_strategy(dataset="digits") == DEFAULT_TRAINING
+    result = hwnas.api.search(
+        space="nb201", benchmark=nb201_csv, objectives=["acc_cifar10:max", "lat_fpga_ms:min"],
+        budget=14, out=tmp_path / "run",
+    )  # fmt: skip
+    assert result.config.strategy == "bo" and len(result.trials) == 14
+    assert 'strategy = "bo"' in (tmp_path / "run" / "config.toml").read_text()
