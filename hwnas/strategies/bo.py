@@ -37,6 +37,7 @@ from hwnas.surrogates.mlp import MLPEnsemble
 from hwnas.types import Candidate, Genotype, Trial, TrialState
 
 _FEATURE_CACHE = 50_000  # genotypes whose features are kept (they are pure functions of spec)
+_QUALITY_EVERY = 20  # told proposals per predictor_quality event
 
 
 class BOSearch(Strategy):
@@ -82,6 +83,10 @@ class BOSearch(Strategy):
         self._outstanding: list[str] = []
         self._fits = 0
         self._features: dict[str, np.ndarray] = {}
+        # Predictor quality (events only, not state): expected rows of proposals not yet
+        # told, and (expected, measured) pairs not yet logged.
+        self._expected: dict[str, list[float]] = {}
+        self._pairs: list[tuple[list[float], list[float]]] = []
         self._everything: list[str] | None = None  # every spec of a small space
         self._linear = 0  # leading feature columns that are the space's encoding
         self._cheap_names: list[str] | None = None
@@ -115,6 +120,40 @@ class BOSearch(Strategy):
             self._rows[spec] = row.tolist() if ok else None
             if ok and self.violation(trial) > 0:
                 self._rows[spec] = None  # infeasible: no front member, no training row
+            expected = self._expected.pop(spec, None)
+            if ok and expected is not None:
+                self._pairs.append((expected, row.tolist()))
+        if len(self._pairs) >= _QUALITY_EVERY:
+            self._log_quality()
+
+    def _log_quality(self) -> None:
+        """Event ``predictor_quality``: Kendall tau between predicted and measured values of
+        the last proposals, which no predictor had seen, per expensive objective; averaged
+        into ``kendall_tau_accuracy`` (quality objectives) and ``kendall_tau_resource``."""
+        from scipy.stats import kendalltau
+
+        expected = np.array([p for p, _ in self._pairs])
+        measured = np.array([m for _, m in self._pairs])
+        self._pairs = []
+        cheap = self._cheap_metrics()
+        taus: dict[str, float] = {}
+        for j, o in enumerate(self.objectives):
+            if o.metric not in cheap and np.ptp(measured[:, j]) > 0:
+                taus[o.metric] = round(float(kendalltau(expected[:, j], measured[:, j])[0]), 4)
+        roles: dict[str, list[float]] = {"accuracy": [], "resource": []}
+        for o in self.objectives:
+            if o.metric in taus and np.isfinite(taus[o.metric]):
+                roles["accuracy" if is_quality(o) else "resource"].append(taus[o.metric])
+        self.log_event(
+            "predictor_quality",
+            evaluations=sum(r is not None for r in self._rows.values()),
+            proposals=len(expected),
+            kendall_tau=taus,
+            **{
+                f"kendall_tau_{role}": round(float(np.mean(v)), 4) if v else None
+                for role, v in roles.items()
+            },
+        )
 
     # -- proposals -------------------------------------------------------------------------
     def _propose(self, q: int) -> list[str]:
@@ -144,6 +183,8 @@ class BOSearch(Strategy):
             rng=self.rng,
             acquisition=self.acquisition,
         )
+        for i in chosen:  # what the predictors expect, to log their quality (see tell)
+            self._expected[pool[i]] = samples[:, i].mean(axis=0).tolist()
         return [pool[i] for i in chosen]
 
     def _taken(self) -> set[str]:
