@@ -192,11 +192,12 @@ class BOSearch(Strategy):
 
     def _random(self, q: int, taken: set[str]) -> list[str]:
         out: list[str] = []
+        avoid = self.known | {Genotype(self.space.name, s).key() for s in taken}  # keys
         for _ in range(q):
-            g = self.draw_new(lambda: self.space.sample(self.rng), avoid=self.known | taken)
+            g = self.draw_new(lambda: self.space.sample(self.rng), avoid=avoid)
             if g is None:
                 break
-            taken.add(g.spec)
+            avoid.add(g.key())
             out.append(g.spec)
         return out
 

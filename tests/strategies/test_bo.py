@@ -206,3 +206,30 @@ def test_a_search_without_a_strategy_uses_the_default(tmp_path, nb201_csv):
     )  # fmt: skip
     assert result.config.strategy == "bo" and len(result.trials) == 14
     assert 'strategy = "bo"' in (tmp_path / "run" / "config.toml").read_text()
+
+
+def test_random_proposals_avoid_candidates_in_flight():
+    """While the first results are out, every random proposal is new (a tiny space)."""
+    from hwnas.spaces.base import CategoricalSpace
+
+    class Tiny(CategoricalSpace):
+        name = "tiny"
+        input_shape = (1, 4, 4)
+
+        def options(self):
+            return [("a", "b"), ("a", "b", "c")]
+
+        def to_spec(self, choices):
+            return "-".join(choices)
+
+        def from_spec(self, spec):
+            return spec.split("-")
+
+        def build(self, genotype, *, num_classes, in_channels=3):
+            raise NotImplementedError
+
+    space = Tiny()
+    objectives = [parse_objective("f1:min"), parse_objective("f2:max")]
+    strategy = BOSearch(space=space, objectives=objectives, seed=0, initial=6, batch=2)
+    asked = [c.genotype.spec for _ in range(3) for c in strategy.ask(2)]
+    assert sorted(asked) == sorted({*asked}) and len(asked) == 6  # all six architectures
