@@ -24,11 +24,12 @@ from hwnas.registry import Registry
 from hwnas.resolved import resolve_training_threads, resolved_config
 from hwnas.results import SearchResult, compute_front, stored_config, write_front
 from hwnas.runner import Budget, Executor, run
-from hwnas.search import make_strategy, max_objectives
+from hwnas.search import default_strategy, make_strategy, max_objectives
 from hwnas.search.base import Strategy, StrategyResources
 from hwnas.spaces import make_space
 from hwnas.spaces.base import SearchSpace
 from hwnas.store import RunStore
+from hwnas.surrogates.table import resolve_benchmark
 from hwnas.types import TrialState
 
 
@@ -126,7 +127,7 @@ class Session:
 def search(
     *,
     space: str = "mobilenet",
-    strategy: str = "random",
+    strategy: str | None = None,
     objectives: Sequence[str | Objective],
     out: str | os.PathLike[str],
     constraints: Sequence[str | Constraint] = (),
@@ -151,10 +152,12 @@ def search(
     ``"params<=1.5e6"`` or ``"latency<=5ms"``. Candidates are evaluated by a ``benchmark``
     table and/or by training on ``dataset`` and profiling on ``device``. The run directory
     ``out`` receives ``hwnas.db``, ``config.toml``, ``front.csv`` and ``front.json``.
+    Without ``strategy``, the one measured best for the situation (table or training, see
+    :func:`hwnas.search.default_strategy`); the run's config records the name.
     """
     config = RunConfig(
         space=space,
-        strategy=strategy,
+        strategy=strategy or default_strategy(benchmark=benchmark, dataset=dataset),
         objectives=[str(o) for o in objectives],
         constraints=[str(c) for c in constraints],
         seed=int(seed),
@@ -162,7 +165,7 @@ def search(
         time_budget=time_budget,
         space_options=dict(space_options or {}),
         strategy_options=dict(strategy_options or {}),
-        benchmark=str(Path(benchmark).resolve()) if benchmark is not None else None,
+        benchmark=resolve_benchmark(benchmark) if benchmark is not None else None,
         dataset=dataset,
         data_dir=str(Path(data_dir).resolve()) if data_dir is not None else None,
         device=device,

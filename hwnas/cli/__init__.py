@@ -10,6 +10,7 @@ from hwnas.cli import lineage as _lineage  # noqa: F401 - lineage
 from hwnas.cli import outputs as _outputs  # noqa: F401 - export, plot, report, lineage
 from hwnas.cli import remote as _remote  # noqa: F401 - device serve
 from hwnas.cli import run as _run  # noqa: F401 - search, resume, front, spaces, strategies
+from hwnas.cli import surrogate as _surrogate  # noqa: F401 - surrogate fit
 from hwnas.cli.app import app, one_line
 
 __all__ = ["app", "main", "run_cli"]

@@ -18,7 +18,13 @@ Opt = typer.Option
 @app.command()
 def search(
     space: Annotated[str, Opt(help="Search space (see `hwnas spaces`).")] = "mobilenet",
-    strategy: Annotated[str, Opt(help="Search strategy (see `hwnas strategies`).")] = "random",
+    strategy: Annotated[
+        str | None,
+        Opt(
+            help="Search strategy (see `hwnas strategies`); default: the one measured best "
+            "for the situation (bo on a table and when training, see docs/bo.md)."
+        ),
+    ] = None,
     objective: Annotated[
         list[str] | None, Opt("--objective", "-o", help="NAME, NAME:min or NAME:max; repeatable.")
     ] = None,
@@ -121,6 +127,10 @@ def search(
         if ray_address is not None and executor is None:
             executor = "ray"
         objectives = list(objective or _default_objectives(dataset, device))
+        if strategy is None:
+            from hwnas.search import default_strategy
+
+            strategy = default_strategy(benchmark=benchmark, dataset=dataset)
         out_dir = out or Path("runs") / f"{space}-{strategy}-{time.strftime('%Y%m%d-%H%M%S')}"
         result = run_search(
             space=space,

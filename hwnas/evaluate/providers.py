@@ -33,7 +33,10 @@ def _table(config: RunConfig, space: SearchSpace, shape: Shape) -> MetricProvide
     if not config.benchmark:
         return None
     from hwnas.evaluate.table import TableProvider, TabularBenchmark
+    from hwnas.surrogates.table import PREFIX, SurrogateBenchmark
 
+    if config.benchmark.startswith(PREFIX):
+        return TableProvider(SurrogateBenchmark.load(config.benchmark[len(PREFIX) :], space))
     bad_cells = str(config.profiling.get("bad_cells", "error"))
     return TableProvider(TabularBenchmark(path=config.benchmark, space=space, bad_cells=bad_cells))
 

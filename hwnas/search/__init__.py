@@ -12,7 +12,12 @@ from hwnas.registry import Registry
 from hwnas.search.base import Strategy
 from hwnas.spaces.base import SearchSpace
 
-__all__ = ["STRATEGIES", "Strategy", "make_strategy", "max_objectives"]
+__all__ = ["STRATEGIES", "Strategy", "default_strategy", "make_strategy", "max_objectives"]
+
+#: The strategy a search uses when none is named, by situation; the measurements behind the
+#: choice are in docs/bo.md ("Which strategy by default").
+DEFAULT_TABLE = "bo"
+DEFAULT_TRAINING = "bo"
 
 STRATEGIES: Registry[type[Strategy]] = Registry("strategy")
 STRATEGIES.add("random", "hwnas.search.random:RandomSearch", "uniform random sampling (baseline)")
@@ -28,6 +33,11 @@ STRATEGIES.add(
     "rl",
     "hwnas.search.rl.strategy:RLSearch",
     "Neural-Architect-style RL: embedding, controller, performance predictors",
+)
+STRATEGIES.add(
+    "bo",
+    "hwnas.search.bo:BOSearch",
+    "BANANAS-style Bayesian optimisation: neural ensemble, expected hypervolume improvement",
 )
 STRATEGIES.add(
     "hillclimb",
@@ -64,6 +74,12 @@ STRATEGIES.add(
 def max_objectives(name: str) -> int | None:
     """How many objectives strategy ``name`` optimises (None: any number)."""
     return getattr(STRATEGIES.get(name), "max_objectives", None)
+
+
+def default_strategy(*, benchmark: object = None, dataset: object = None) -> str:
+    """The strategy for a search that names none: a table search (``benchmark``, no
+    ``dataset``) or a training search."""
+    return DEFAULT_TABLE if benchmark is not None and not dataset else DEFAULT_TRAINING
 
 
 def make_strategy(

@@ -1,0 +1,309 @@
+"""Multi-objective Bayesian optimisation with a neural predictor ensemble (after BANANAS).
+
+White, Neiswanger and Savani, "BANANAS: Bayesian optimization with neural architectures for
+neural architecture search" (AAAI 2021), made multi-objective:
+
+1. the first ``initial`` candidates are uniform random samples;
+2. then, for every batch of ``batch`` proposals: fit an ensemble of small networks
+   (:class:`hwnas.surrogates.mlp.MLPEnsemble`) on the space's predictor features (NB201: the
+   path encoding) to every objective that needs an evaluation; objectives the run can compute
+   without training (``self.cheap``: params, MACs, a latency lookup table) are computed
+   exactly, never predicted;
+3. build a pool of candidates by mutating the members of the current front (one or two steps)
+   plus uniform random samples, and pick the batch by expected hypervolume improvement over
+   the front, one at a time, with the kriging believer (:mod:`hwnas.search.bo_acquisition`).
+   Candidates in flight (a parallel executor) count as believed front points.
+
+Its state is the evaluated rows, the queue and the random generator; the predictors are refit
+from the rows with seeds derived from the fit count, so a resumed run proposes what an
+uninterrupted one does.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from hwnas.evaluate.cheap import CheapEvaluator
+from hwnas.objectives.pareto import nondominated_mask
+from hwnas.search.base import Strategy
+from hwnas.search.bo_acquisition import ACQUISITIONS, select_batch
+from hwnas.search.rl.reward import is_quality
+from hwnas.spaces.base import CategoricalSpace, SearchSpace
+from hwnas.surrogates.mlp import MLPEnsemble
+from hwnas.types import Candidate, Genotype, Trial, TrialState
+
+_FEATURE_CACHE = 50_000  # genotypes whose features are kept (they are pure functions of spec)
+_QUALITY_EVERY = 20  # told proposals per predictor_quality event
+
+
+class BOSearch(Strategy):
+    """BANANAS-style multi-objective BO: neural ensemble, EHVI, mutation + random pool."""
+
+    name = "bo"
+    batch_size = 2
+
+    def __init__(
+        self,
+        *,
+        space: SearchSpace,
+        objectives: Sequence[Any],
+        constraints: Sequence[Any] = (),
+        seed: int = 0,
+        initial: int = 10,
+        batch: int = 2,
+        acquisition: str = "its",
+        mutations: int = 50,
+        random_samples: int = 10,
+        members: int = 5,
+        hidden: int = 32,
+        steps: int = 100,
+        exhaustive: int = 0,
+    ) -> None:
+        super().__init__(space=space, objectives=objectives, constraints=constraints, seed=seed)
+        if initial < 1 or batch < 1 or members < 1 or hidden < 1 or steps < 1:
+            raise ValueError("initial, batch, members, hidden and steps must be positive")
+        if mutations < 0 or random_samples < 0 or mutations + random_samples < 1:
+            raise ValueError("mutations and random_samples must be >= 0, not both 0")
+        self.initial, self.batch = initial, batch
+        self.mutations, self.random_samples = mutations, random_samples
+        self.members, self.hidden, self.steps = members, hidden, steps
+        self.exhaustive = exhaustive
+        if acquisition not in ACQUISITIONS:
+            raise ValueError(f"acquisition must be one of {', '.join(ACQUISITIONS)}")
+        self.acquisition = acquisition
+        self.batch_size = batch  # type: ignore[misc]
+        # State (JSON): evaluated rows in the order told, proposals not yet handed out,
+        # proposals handed out and not yet told, and the number of predictor fits so far.
+        self._rows: dict[str, list[float] | None] = {}  # spec -> signed objectives or None
+        self._queue: list[str] = []
+        self._outstanding: list[str] = []
+        self._fits = 0
+        self._features: dict[str, np.ndarray] = {}
+        # Predictor quality (events only, not state): expected rows of proposals not yet
+        # told, and (expected, measured) pairs not yet logged.
+        self._expected: dict[str, list[float]] = {}
+        self._pairs: list[tuple[list[float], list[float]]] = []
+        self._everything: list[str] | None = None  # every spec of a small space
+        self._linear = 0  # leading feature columns that are the space's encoding
+        self._cheap_names: list[str] | None = None
+
+    # -- what the run gives ----------------------------------------------------------------
+    def _cheap_metrics(self) -> list[str]:
+        """Objective metrics the run computes without training (used exactly)."""
+        if self._cheap_names is None:
+            if self.cheap is None:
+                self.cheap = CheapEvaluator.for_space(self.space)
+            units = self.cheap.units()
+            self._cheap_names = [o.metric for o in self.objectives if o.metric in units]
+        return self._cheap_names
+
+    # -- ask / tell ------------------------------------------------------------------------
+    def ask(self, n: int) -> list[Candidate]:
+        self._queue = [s for s in self._queue if self.space.parse(s).key() not in self.known]
+        if not self._queue:
+            self._queue = self._propose(max(1, min(n, self.batch)))
+        chunk, self._queue = self._queue[:n], self._queue[n:]
+        self._outstanding += chunk
+        return [Candidate(self.space.parse(s)) for s in chunk]
+
+    def tell(self, trials: Sequence[Trial]) -> None:
+        for trial in trials:
+            spec = trial.genotype.spec
+            if spec in self._outstanding:
+                self._outstanding.remove(spec)
+            row = self.objective_row(trial)
+            ok = trial.state is TrialState.COMPLETE and np.isfinite(row).all()
+            self._rows[spec] = row.tolist() if ok else None
+            if ok and self.violation(trial) > 0:
+                self._rows[spec] = None  # infeasible: no front member, no training row
+            expected = self._expected.pop(spec, None)
+            if ok and expected is not None:
+                self._pairs.append((expected, row.tolist()))
+        if len(self._pairs) >= _QUALITY_EVERY:
+            self._log_quality()
+
+    def _log_quality(self) -> None:
+        """Event ``predictor_quality``: Kendall tau between predicted and measured values of
+        the last proposals, which no predictor had seen, per expensive objective; averaged
+        into ``kendall_tau_accuracy`` (quality objectives) and ``kendall_tau_resource``."""
+        from scipy.stats import kendalltau
+
+        expected = np.array([p for p, _ in self._pairs])
+        measured = np.array([m for _, m in self._pairs])
+        self._pairs = []
+        cheap = self._cheap_metrics()
+        taus: dict[str, float] = {}
+        for j, o in enumerate(self.objectives):
+            if o.metric not in cheap and np.ptp(measured[:, j]) > 0:
+                taus[o.metric] = round(float(kendalltau(expected[:, j], measured[:, j])[0]), 4)
+        roles: dict[str, list[float]] = {"accuracy": [], "resource": []}
+        for o in self.objectives:
+            if o.metric in taus and np.isfinite(taus[o.metric]):
+                roles["accuracy" if is_quality(o) else "resource"].append(taus[o.metric])
+        self.log_event(
+            "predictor_quality",
+            evaluations=sum(r is not None for r in self._rows.values()),
+            proposals=len(expected),
+            kendall_tau=taus,
+            **{
+                f"kendall_tau_{role}": round(float(np.mean(v)), 4) if v else None
+                for role, v in roles.items()
+            },
+        )
+
+    # -- proposals -------------------------------------------------------------------------
+    def _propose(self, q: int) -> list[str]:
+        done = [(s, r) for s, r in self._rows.items() if r is not None]
+        if len(done) < self.initial:
+            return self._random(q, self._taken())
+        taken = self._taken()
+        pool = self._pool(done, taken)
+        if not pool:
+            return self._random(q, taken)
+        self._fits += 1
+        flight = [s for s in self._outstanding if s not in self._rows]
+        predicted = self._predict([s for s, _ in done], pool + flight)
+        samples, believed = predicted[:, : len(pool)], predicted[:, len(pool) :].mean(axis=0)
+        F = np.array([r for _, r in done], dtype=float)
+        front = F[nondominated_mask(F)]
+        ideal, nadir = front.min(axis=0), front.max(axis=0)
+        flat = nadir <= ideal
+        ideal = np.where(flat, F.min(axis=0), ideal)
+        nadir = np.where(flat, F.max(axis=0), nadir)
+        chosen = select_batch(
+            np.vstack([front, believed]) if len(believed) else front,
+            samples,
+            min(q, len(pool)),
+            ideal=ideal,
+            nadir=nadir,
+            rng=self.rng,
+            acquisition=self.acquisition,
+        )
+        for i in chosen:  # what the predictors expect, to log their quality (see tell)
+            self._expected[pool[i]] = samples[:, i].mean(axis=0).tolist()
+        return [pool[i] for i in chosen]
+
+    def _taken(self) -> set[str]:
+        return set(self._rows) | set(self._outstanding) | set(self._queue)
+
+    def _random(self, q: int, taken: set[str]) -> list[str]:
+        out: list[str] = []
+        avoid = self.known | {Genotype(self.space.name, s).key() for s in taken}  # keys
+        for _ in range(q):
+            g = self.draw_new(lambda: self.space.sample(self.rng), avoid=avoid)
+            if g is None:
+                break
+            avoid.add(g.key())
+            out.append(g.spec)
+        return out
+
+    def _pool(self, done: list[tuple[str, list[float]]], taken: set[str]) -> list[str]:
+        """Mutations of the front's members (one or two steps), then random samples; only
+        genotypes never asked."""
+        F = np.array([r for _, r in done], dtype=float)
+        parents = [done[i][0] for i in np.flatnonzero(nondominated_mask(F))]
+        pool: dict[str, None] = {}
+        known = self.known
+        if self._everything is None:
+            self._everything = _enumerate(self.space, self.exhaustive)
+        if self._everything:  # small space: score every architecture not yet asked
+            name = self.space.name
+            return [
+                s
+                for s in self._everything
+                if s not in taken and Genotype(name, s).key() not in known
+            ]
+
+        def add(g: Genotype) -> None:
+            if g.spec not in taken and g.key() not in known:
+                pool.setdefault(g.spec)
+
+        for i in range(self.mutations):
+            child = self.space.parse(parents[i % len(parents)])
+            for _ in range(1 + int(self.rng.random() < 0.5)):
+                child = self.space.mutate(child, self.rng)
+            add(child)
+        for _ in range(self.random_samples):
+            add(self.space.sample(self.rng))
+        return list(pool)
+
+    def _predict(self, train: list[str], pool: list[str]) -> np.ndarray:
+        """(members, candidates, objectives), signed for minimisation; cheap columns exact."""
+        cheap = self._cheap_metrics()
+        m = len(self.objectives)
+        out = np.empty((self.members, len(pool), m))
+        expensive = [j for j, o in enumerate(self.objectives) if o.metric not in cheap]
+        if expensive:
+            X = self._matrix(train)
+            Y = np.array([self._rows[s] for s in train], dtype=float)[:, expensive]
+            model = MLPEnsemble(
+                members=self.members,
+                hidden=self.hidden,
+                steps=self.steps,
+                seed=int(self.seed) * 100_003 + self._fits,
+            )
+            # Fitted on the signed rows; a quality objective's ranks, a cost's values.
+            modes = ["rank" if is_quality(self.objectives[j]) else "standard" for j in expensive]
+            model.fit(X, Y, modes, linear_columns=self._linear)
+            out[:, :, expensive] = model.predict(self._matrix(pool))
+        for j, o in enumerate(self.objectives):
+            if o.metric in cheap:
+                assert self.cheap is not None
+                exact = [
+                    o.sign * self.cheap(self.space.parse(s), [o.metric])[o.metric] for s in pool
+                ]
+                out[:, :, j] = np.array(exact)[None, :]
+        return out
+
+    def _matrix(self, specs: Sequence[str]) -> np.ndarray:
+        rows = []
+        for spec in specs:
+            x = self._features.get(spec)
+            if x is None:
+                if len(self._features) >= _FEATURE_CACHE:
+                    self._features.clear()
+                x = self._featurise(self.space.parse(spec))
+                self._features[spec] = x
+            rows.append(x)
+        return np.array(rows)
+
+    def _featurise(self, genotype: Genotype) -> np.ndarray:
+        """The encoding (one-hot choices, where costs add up) followed by the rest of the
+        predictor features (NB201: the path encoding), without repeating the encoding."""
+        code = self.space.encode(genotype).astype(np.float32)
+        extra = self.space.predictor_features(genotype).astype(np.float32)
+        self._linear = len(code)
+        if len(extra) >= len(code) and np.array_equal(extra[: len(code)], code):
+            return extra
+        return np.concatenate([code, extra])
+
+    # -- state -----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            **super().state_dict(),
+            "rows": self._rows,
+            "queue": self._queue,
+            "outstanding": self._outstanding,
+            "fits": self._fits,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self._rows = {
+            str(k): (None if v is None else [float(x) for x in v]) for k, v in state["rows"].items()
+        }
+        self._queue = [str(s) for s in state["queue"]]
+        self._outstanding = [str(s) for s in state["outstanding"]]
+        self._fits = int(state["fits"])
+
+
+def _enumerate(space: SearchSpace, limit: int) -> list[str]:
+    """Every spec of a categorical space with at most ``limit`` architectures, else []."""
+    if not isinstance(space, CategoricalSpace) or space.size() > limit:
+        return []
+    ranges = [range(c) for c in space.cardinalities()]
+    return [space.from_indices(idx).spec for idx in itertools.product(*ranges)]

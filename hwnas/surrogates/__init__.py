@@ -1,0 +1,1 @@
+"""Learned surrogates: predictor ensembles and surrogate benchmark files."""
