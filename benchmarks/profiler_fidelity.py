@@ -36,7 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.devices import availability, cpu_model, load_device
+from hwnas.devices import load_device
+from hwnas.hardware import availability, cpu_model
 from hwnas.profilers.base import SpreadWarning
 from hwnas.profilers.lut import LatencyTable
 from hwnas.profilers.predictor import (

@@ -12,16 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from hwnas.cli import app
-from hwnas.devices import (
-    availability,
-    builtin_names,
-    device_argument,
-    fingerprint,
-    list_devices,
-    load_device,
-    require_available,
-)
+from hwnas.devices import builtin_names, device_argument, list_devices, load_device
 from hwnas.errors import DeviceError
+from hwnas.hardware import availability, fingerprint, require_available
 
 
 def _cuda() -> bool:

@@ -5,9 +5,10 @@ Each module registers its commands on :data:`app`; importing this package regist
 
 from hwnas.cli import compare as _compare  # noqa: F401 - compare
 from hwnas.cli import dashboard as _dashboard  # noqa: F401 - dashboard
-from hwnas.cli import devices as _devices  # noqa: F401 - devices, profile
+from hwnas.cli import devices as _devices  # noqa: F401 - devices, lut, calibrate
 from hwnas.cli import lineage as _lineage  # noqa: F401 - lineage
 from hwnas.cli import outputs as _outputs  # noqa: F401 - export, plot, report, lineage
+from hwnas.cli import profile as _profile  # noqa: F401 - profile
 from hwnas.cli import remote as _remote  # noqa: F401 - device serve
 from hwnas.cli import run as _run  # noqa: F401 - search, resume, front, spaces, strategies
 from hwnas.cli import surrogate as _surrogate  # noqa: F401 - surrogate fit

@@ -223,8 +223,9 @@ def onnx_profile(device: str | None, *, given: bool = False) -> tuple[DeviceProf
     device, no device, or one not available here falls back to ``ort-cpu``. A device given
     explicitly must be available (DeviceError otherwise).
     """
-    from hwnas.devices import load_device, require_available
+    from hwnas.devices import load_device
     from hwnas.errors import DeviceError
+    from hwnas.hardware import require_available
 
     if device is None:
         return load_device("ort-cpu"), "the run has no device profile; timed on ort-cpu"

@@ -7,7 +7,8 @@ import platform
 from collections.abc import Sequence
 from typing import Any
 
-from hwnas.devices import DeviceProfile, cpu_model, fingerprint, gpu_info
+from hwnas.devices import DeviceProfile
+from hwnas.hardware import cpu_model, fingerprint, gpu_info
 
 __all__ = ["measurement_env"]
 

@@ -25,9 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hwnas.devices import DeviceProfile, fingerprint
+from hwnas.devices import DeviceProfile
 from hwnas.errors import DeviceError
 from hwnas.files import atomic_write
+from hwnas.hardware import fingerprint
 from hwnas.profilers.lut import LatencyTable, read_document
 from hwnas.types import Genotype, Measurement
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hwnas.devices import DeviceProfile, require_available
+from hwnas.devices import DeviceProfile
 from hwnas.errors import ConfigError, DeviceError
+from hwnas.hardware import require_available
 from hwnas.types import Measurement
 
 __all__ = ["METRICS", "ModelRef", "profile_model", "resolve_model"]

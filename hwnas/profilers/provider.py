@@ -12,9 +12,10 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from hwnas.devices import ONNX_RUNTIMES, DeviceProfile, load_device, require_available
+from hwnas.devices import ONNX_RUNTIMES, DeviceProfile, load_device
 from hwnas.errors import ConfigError, DeviceError
 from hwnas.evaluate.base import EvalContext, MetricProvider
+from hwnas.hardware import require_available
 from hwnas.spaces.base import SearchSpace
 from hwnas.types import Candidate, Genotype, Measurement
 

@@ -15,7 +15,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hwnas.devices import DeviceProfile, fingerprint
+from hwnas.devices import DeviceProfile
+from hwnas.hardware import fingerprint
 from hwnas.profilers.base import (
     MIN_WORKLOADS_FOR_DRIFT,
     SpreadWarning,

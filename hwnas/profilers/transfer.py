@@ -284,8 +284,8 @@ def calibrate_transfer(
     its boards), predict every architecture, and write the table ``out`` (CSV: the first
     source's columns plus ``lat_<device>_ms``) with its JSON record (fidelity, measurements).
     Nothing is written when measuring fails."""
-    from hwnas.devices import fingerprint, require_available
     from hwnas.files import atomic_write
+    from hwnas.hardware import fingerprint, require_available
     from hwnas.profilers.base import SpreadWarning
     from hwnas.profilers.lut import cache_dir
     from hwnas.profilers.predictor import measure_architectures

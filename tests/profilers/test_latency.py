@@ -192,7 +192,8 @@ def test_cuda_latency_orders_models_by_cost() -> None:
 
 @pytest.mark.gpu
 def test_onnxruntime_cuda_latency_orders_models_by_cost() -> None:
-    from hwnas.devices import availability, load_device
+    from hwnas.devices import load_device
+    from hwnas.hardware import availability
 
     profile = load_device("ort-gpu")
     if not availability(profile).usable:

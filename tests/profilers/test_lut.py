@@ -10,11 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwnas.devices import fingerprint, load_device
+from hwnas.devices import load_device
 from hwnas.errors import ConfigError, DeviceError
+from hwnas.hardware import fingerprint
 from hwnas.profilers.base import SpreadWarning
 from hwnas.profilers.latency import measure_torch_latencies
-from hwnas.profilers.lut import LatencyTable, LutEntry, network_plan, table_path
+from hwnas.profilers.lut import LatencyTable, LutEntry, table_path
+from hwnas.profilers.lut_parts import network_plan
 from hwnas.spaces.blocks import make_block
 from hwnas.spaces.mobilenet import MobileNetSpace
 from hwnas.spaces.nb201 import NB201Space
@@ -146,7 +148,7 @@ def test_table_backed_device(table, small_space, tmp_path: Path) -> None:
     (tmp_path / "phone-table.json").write_text(json.dumps(data))
     (tmp_path / "phone.toml").write_text('runtime = "table"\ntable = "phone-table.json"\n')
     profile = load_device(tmp_path / "phone.toml")
-    from hwnas.devices import availability
+    from hwnas.hardware import availability
 
     assert availability(profile).usable and availability(profile).energy
     loaded = LatencyTable.load(profile.table_path())

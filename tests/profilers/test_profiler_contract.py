@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from hwnas.devices import availability
+from hwnas.hardware import availability
 from hwnas.profilers import PROFILERS, make_profiler
 from hwnas.profilers.base import Profiler
 from hwnas.spaces.mobilenet import MobileNetSpace

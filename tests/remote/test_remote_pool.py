@@ -147,7 +147,7 @@ def test_remote_profile_measures_through_the_seam(servers, tmp_path: Path) -> No
     profile = load_device(remote_profile(tmp_path, [server.url, _closed_port_url()]))
     assert profile.runtime == "remote" and len(profile.servers) == 2
     assert "2 boards" in profile.label
-    from hwnas.devices import availability, fingerprint
+    from hwnas.hardware import availability, fingerprint
 
     state = availability(profile)
     assert state.usable and any("not reachable now" in n for n in state.notes)
