@@ -47,7 +47,8 @@ def test_builtin_profiles_cover_the_issue() -> None:
 
 def test_import_does_not_import_torch() -> None:
     code = (
-        "import sys, hwnas.devices as d; d.list_devices(); d.availability(d.load_device('cpu')); "
+        "import sys, hwnas.devices as d, hwnas.hardware as h; d.list_devices(); "
+        "h.availability(d.load_device('cpu')); "
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
