@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import hwnas.dashboard as dashboard
+import hwnas.dashboard.server as dashboard
 from hwnas.api import search
 from hwnas.cli import app
-from hwnas.dashboard import serve
+from hwnas.dashboard.server import serve
 from hwnas.objectives.pareto import is_feasible
 from hwnas.plot.data import load_run
 from hwnas.store import RunStore

@@ -13,7 +13,7 @@ import pytest
 from test_report import Browser, chromium
 
 from hwnas.api import search
-from hwnas.dashboard import serve
+from hwnas.dashboard.server import serve
 from hwnas.plot.data import load_run
 
 NB201_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "nb201_cifar10_hw.csv"

@@ -34,7 +34,7 @@ def dashboard(
       hwnas dashboard runs/nb201-fpga
       hwnas dashboard runs/a runs/b --port 9000
     """
-    from hwnas.dashboard import serve
+    from hwnas.dashboard.server import serve
 
     with user_errors():
         server = serve(

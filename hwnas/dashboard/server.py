@@ -32,7 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
-from hwnas.dashboard_page import APP_CSS, APP_JS, PAGE_HTML
+from hwnas.dashboard.page import APP_CSS, APP_JS, PAGE_HTML
 from hwnas.errors import ConfigError, HwnasError
 from hwnas.objectives.base import Direction, Objective
 from hwnas.objectives.pareto import is_feasible
