@@ -94,7 +94,7 @@ def test_oversized_and_non_onnx_models(servers, tmp_path: Path) -> None:
     junk.write_bytes(b"\x80\x04\x95 a pickle is not an onnx model")
     _one_line_error(
         _invoke("profile", str(junk), "--device", str(profile), "-m", "latency"),
-        "is not an ONNX file",
+        "is not a readable ONNX model",
     )
     junk.write_bytes(b"")  # onnx reads an empty model here; the board's onnxruntime refuses it
     _one_line_error(
