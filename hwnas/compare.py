@@ -24,6 +24,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from hwnas.config import format_duration
 from hwnas.errors import ConfigError
 from hwnas.files import atomic_write
 from hwnas.objectives.base import Objective
@@ -220,18 +221,6 @@ def _joint_front(runs: Sequence[RunData], objectives: Sequence[Objective]) -> li
 
 
 # -- text -----------------------------------------------------------------------------------
-def duration_text(seconds: float) -> str:
-    if seconds < 1:
-        return f"{seconds * 1000:.3g} ms"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{int(minutes)} min {secs:02.0f} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{int(hours)} h {int(minutes):02d} min"
-
-
 _HEADER = (
     "run", "strategy", "evaluations", "failed", "wall time", "device time", "training",
     "front", "hypervolume", "in joint front",
@@ -245,11 +234,11 @@ def table_rows(comparison: Comparison) -> list[list[str]]:
             r.strategy,
             str(r.evaluations),
             str(r.failed),
-            duration_text(r.wall_seconds),
+            format_duration(r.wall_seconds),
             f"{r.device_hours:.3g} h"
             if r.device_hours >= 0.01
-            else duration_text(r.device_seconds),
-            duration_text(r.training_seconds) if r.training_seconds else "–",
+            else format_duration(r.device_seconds),
+            format_duration(r.training_seconds) if r.training_seconds else "–",
             str(r.front_size),
             f"{r.hypervolume:.4f}",
             f"{r.joint_members} of {len(comparison.joint_front)}",

@@ -65,6 +65,19 @@ def parse_duration(text: str) -> float:
     return total
 
 
+def format_duration(seconds: float) -> str:
+    """``0.25`` -> ``250 ms``, ``75`` -> ``1 min 15 s``, ``4000`` -> ``1 h 06 min``."""
+    if seconds < 1:
+        return f"{seconds * 1000:.3g} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{int(minutes)} min {secs:02.0f} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{int(hours)} h {int(minutes):02d} min"
+
+
 def _toml_ready(value: Any) -> Any:
     """``value`` without None entries and empty tables (TOML has no null; an empty section says
     nothing), tuples as lists."""

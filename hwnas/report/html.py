@@ -25,18 +25,6 @@ def _utc(timestamp: float | None) -> str:
     return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 1:
-        return f"{seconds * 1000:.3g} ms"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{int(minutes)} min {secs:02.0f} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{int(hours)} h {int(minutes):02d} min"
-
-
 def _table(header: Sequence[str], rows: Iterable[Sequence[str]], *, attrs: str = "") -> str:
     """A table; header cells are escaped here, row cells must already be HTML."""
     head = "".join(f"<th>{_e(h)}</th>" for h in header)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import hwnas.rundir as rundir
-from hwnas.config import dumps_toml
+from hwnas.config import dumps_toml, format_duration
 from hwnas.errors import HwnasError
 from hwnas.lineage import describe_transfer
 from hwnas.objectives.pareto import HV_DEFINITION, HV_NAME
@@ -22,7 +22,6 @@ from hwnas.report.html import (
     _LIBRARIES,
     _MAX_EVENT_ROWS,
     _compact,
-    _duration,
     _e,
     _objective_heading,
     _objective_values,
@@ -50,7 +49,7 @@ def _summary(run: RunData) -> str:
     ]
     budget = [
         f"{config.budget} evaluations" if config.budget is not None else "",
-        _duration(config.time_budget) if config.time_budget else "",
+        format_duration(config.time_budget) if config.time_budget else "",
     ]
     pending = sum(not t.state.finished for t in run.trials)
     knee = front.knee
@@ -217,13 +216,16 @@ def _cost(run: RunData) -> str:
     end = max(t.finished for t in timed)  # type: ignore[type-var]
     evaluation = sum(t.duration or 0.0 for t in timed)
     rows = [
-        ("wall time", f"{_duration(end - start)} ({_utc(start)} to {_utc(end)})"),
-        ("busy wall time", f"{_duration(_union_length(timed))} (excludes pauses between sessions)"),
-        ("evaluation time", f"{_duration(evaluation)} summed over {len(timed)} trials"),
+        ("wall time", f"{format_duration(end - start)} ({_utc(start)} to {_utc(end)})"),
+        (
+            "busy wall time",
+            f"{format_duration(_union_length(timed))} (excludes pauses between sessions)",
+        ),
+        ("evaluation time", f"{format_duration(evaluation)} summed over {len(timed)} trials"),
     ]
     train = [t.value("train_time") for t in run.trials if "train_time" in t.measurements]
     if train:
-        rows.append(("training time", f"{_duration(sum(train))} (the train_time metric)"))
+        rows.append(("training time", f"{format_duration(sum(train))} (the train_time metric)"))
     summary = "<table>\n" + "\n".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows)
     by_device: dict[str, list[float]] = {}
     for t in timed:
@@ -233,7 +235,7 @@ def _cost(run: RunData) -> str:
             _e(device),
             f"<span class='num'>{len(times)}</span>",
             _e(f"{sum(times) / 3600:.4g} h"),
-            _e(_duration(sum(times) / len(times))),
+            _e(format_duration(sum(times) / len(times))),
         )
         for device, times in sorted(by_device.items(), key=lambda kv: -sum(kv[1]))
     ]
