@@ -1,0 +1,108 @@
+"""Strategy state as parts, so that saving it writes what changed, not the whole state.
+
+A strategy's ``state_dict`` is saved after every ask and every tell. Written whole, a state that
+holds every observation makes the bytes written grow with the square of the run's length. Here
+the state is flattened into parts, one per leaf of its nested dictionaries (path -> value); a
+part is written again only when it changed, and a list that only grew is written as its new
+tail (a further chunk of the same part). Parts that disappear are deleted, and a part that
+changed in any other way replaces all of its chunks, so the stored parts never hold more than
+one state's worth of data. Loading joins the chunks and rebuilds exactly the state saved last.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+Path = tuple[str, ...]
+
+
+def flatten(state: dict[str, Any]) -> dict[Path, Any]:
+    """Leaves of nested dictionaries by path; an empty dictionary is a leaf."""
+    out: dict[Path, Any] = {}
+
+    def walk(prefix: Path, value: Any) -> None:
+        if isinstance(value, dict) and value:
+            for key, item in value.items():
+                walk((*prefix, key), item)
+        else:
+            out[prefix] = value
+
+    walk((), state)
+    return out
+
+
+def unflatten(parts: dict[Path, Any]) -> dict[str, Any]:
+    root: dict[str, Any] = {}
+    for path, value in parts.items():
+        if not path:
+            return value  # the whole state is one leaf (an empty dictionary)
+        node = root
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = value
+    return root
+
+
+@dataclass
+class Changes:
+    """What to write: delete these parts' chunks, then append these chunks."""
+
+    delete: list[Path] = field(default_factory=list)
+    append: list[tuple[Path, Any]] = field(default_factory=list)  # (path, value or list tail)
+
+    def chunks(self) -> Iterator[tuple[str, str]]:
+        for path, value in self.append:
+            yield encode_path(path), json.dumps(value)
+
+
+def diff(old: dict[Path, Any], new: dict[Path, Any]) -> Changes:
+    """The changes that turn the stored parts ``old`` into ``new`` (both flattened)."""
+    changes = Changes()
+    for path in old.keys() - new.keys():
+        changes.delete.append(path)
+    for path, value in new.items():
+        if path not in old:
+            changes.append.append((path, value))
+            continue
+        before = old[path]
+        if type(before) is type(value) and before == value:
+            continue
+        if (
+            isinstance(value, list)
+            and isinstance(before, list)
+            and len(value) > len(before)
+            and value[: len(before)] == before
+        ):
+            changes.append.append((path, value[len(before) :]))
+        else:
+            changes.delete.append(path)
+            changes.append.append((path, value))
+    return changes
+
+
+def join(rows: list[tuple[str, str]]) -> dict[Path, Any]:
+    """Parts from (path, chunk) rows in chunk order: later chunks extend the first (a list)."""
+    parts: dict[Path, Any] = {}
+    for path_text, chunk in rows:
+        path, value = decode_path(path_text), json.loads(chunk)
+        if path in parts:
+            parts[path].extend(value)
+        else:
+            parts[path] = value
+    return parts
+
+
+def encode_path(path: Path) -> str:
+    return json.dumps(list(path))
+
+
+def decode_path(text: str) -> Path:
+    return tuple(json.loads(text))
+
+
+def normalise(state: dict[str, Any]) -> dict[str, Any]:
+    """The state as JSON gives it back (tuples become lists, keys strings)."""
+    return json.loads(json.dumps(state))
