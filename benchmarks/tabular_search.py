@@ -320,6 +320,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if any(m.startswith("optuna") for m in methods):
+        try:
+            import optuna  # noqa: F401
+        except ModuleNotFoundError:
+            print("the Optuna peers need optuna: pip install -e '.[bench]'", file=sys.stderr)
+            return 2
     names = args.problems.split(",")
     problems = [p for p in ALL_PROBLEMS if p.name in names]
     if len(problems) != len(set(names)):
