@@ -19,16 +19,17 @@ from typing import Any
 Path = tuple[str, ...]
 
 
-def flatten(state: dict[str, Any]) -> dict[Path, Any]:
-    """Leaves of nested dictionaries by path; an empty dictionary is a leaf."""
-    out: dict[Path, Any] = {}
+def flatten(state: dict[str, Any]) -> dict[Path, str]:
+    """JSON text of the leaves of nested dictionaries, by path (keys as JSON writes them);
+    an empty dictionary is a leaf."""
+    out: dict[Path, str] = {}
 
     def walk(prefix: Path, value: Any) -> None:
         if isinstance(value, dict) and value:
             for key, item in value.items():
-                walk((*prefix, key), item)
+                walk((*prefix, key if isinstance(key, str) else json.dumps(key)), item)
         else:
-            out[prefix] = value
+            out[prefix] = json.dumps(value)
 
     walk((), state)
     return out
@@ -48,38 +49,38 @@ def unflatten(parts: dict[Path, Any]) -> dict[str, Any]:
 
 @dataclass
 class Changes:
-    """What to write: delete these parts' chunks, then append these chunks."""
+    """What to write: delete these parts' chunks, then append these (path, JSON text) chunks."""
 
     delete: list[Path] = field(default_factory=list)
-    append: list[tuple[Path, Any]] = field(default_factory=list)  # (path, value or list tail)
+    append: list[tuple[Path, str]] = field(default_factory=list)
 
     def chunks(self) -> Iterator[tuple[str, str]]:
-        for path, value in self.append:
-            yield encode_path(path), json.dumps(value)
+        for path, text in self.append:
+            yield encode_path(path), text
 
 
-def diff(old: dict[Path, Any], new: dict[Path, Any]) -> Changes:
-    """The changes that turn the stored parts ``old`` into ``new`` (both flattened)."""
+def diff(old: dict[Path, str], new: dict[Path, str]) -> Changes:
+    """The changes that turn the stored parts ``old`` into ``new`` (both from :func:`flatten`).
+
+    A JSON array that only grew has the old text, less its closing bracket, then ``", "``
+    before its new items (JSON values delimit themselves), so its new items are written alone.
+    """
     changes = Changes()
     for path in old.keys() - new.keys():
         changes.delete.append(path)
-    for path, value in new.items():
-        if path not in old:
-            changes.append.append((path, value))
+    for path, text in new.items():
+        before = old.get(path)
+        if before == text:
             continue
-        before = old[path]
-        if type(before) is type(value) and before == value:
-            continue
-        if (
-            isinstance(value, list)
-            and isinstance(before, list)
-            and len(value) > len(before)
-            and value[: len(before)] == before
-        ):
-            changes.append.append((path, value[len(before) :]))
+        if before is None:
+            changes.append.append((path, text))
+        elif before == "[]" and text.startswith("["):
+            changes.append.append((path, text))  # a new first chunk after the empty one
+        elif before.startswith("[") and text.startswith(before[:-1] + ", "):
+            changes.append.append((path, "[" + text[len(before) + 1 :]))
         else:
             changes.delete.append(path)
-            changes.append.append((path, value))
+            changes.append.append((path, text))
     return changes
 
 
@@ -95,14 +96,14 @@ def join(rows: list[tuple[str, str]]) -> dict[Path, Any]:
     return parts
 
 
+def texts(parts: dict[Path, Any]) -> dict[Path, str]:
+    """The JSON text of each joined part, as :func:`flatten` writes it."""
+    return {path: json.dumps(value) for path, value in parts.items()}
+
+
 def encode_path(path: Path) -> str:
     return json.dumps(list(path))
 
 
 def decode_path(text: str) -> Path:
     return tuple(json.loads(text))
-
-
-def normalise(state: dict[str, Any]) -> dict[str, Any]:
-    """The state as JSON gives it back (tuples become lists, keys strings)."""
-    return json.loads(json.dumps(state))

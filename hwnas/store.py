@@ -83,8 +83,9 @@ class RunStore:
         if lock is not None:
             with self._db:
                 self._db.executescript(_STATE_PARTS)
-        self._parts: dict[state_delta.Path, Any] | None = None  # as stored; None: read first
-        self._pending_parts: dict[state_delta.Path, Any] | None = None
+        # JSON text of each stored part; None: read them first.
+        self._parts: dict[state_delta.Path, str] | None = None
+        self._pending_parts: dict[state_delta.Path, str] | None = None
         #: Bytes of strategy state written by this store object (JSON text of the parts).
         self.state_bytes_written = 0
 
@@ -262,9 +263,12 @@ class RunStore:
 
     def _save_state(self, state: dict[str, Any], now: float) -> None:
         """Write the parts of ``state`` that changed (inside the caller's transaction)."""
-        stored = self._parts if self._parts is not None else self._stored_parts()
+        if self._parts is None:
+            stored = state_delta.texts(self._stored_parts())
+        else:
+            stored = self._parts
         self._parts = None  # unknown until this transaction commits
-        new = state_delta.flatten(state_delta.normalise(state))
+        new = state_delta.flatten(state)
         changes = state_delta.diff(stored, new)
         self._db.executemany(
             "DELETE FROM strategy_parts WHERE path = ?",

@@ -7,7 +7,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from hwnas import state_delta
 from hwnas.api import Session
 from hwnas.config import RunConfig
 from hwnas.runner import Budget
@@ -88,3 +91,27 @@ def test_state_bytes_per_trial_do_not_grow_with_the_run(
     # Written whole after every ask and tell, the state of a strategy that keeps its
     # observations costs several times more per trial late in the run than early.
     assert late <= 2.0 * early + 2000, (early, late)
+
+
+leaf = st.one_of(
+    st.integers(), st.floats(allow_nan=False), st.text(max_size=4), st.none(), st.booleans()
+)
+value = st.recursive(
+    leaf, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=3), inner)
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.dictionaries(st.sampled_from("abc"), value), min_size=1, max_size=6))
+def test_diffs_applied_in_turn_rebuild_every_state(states: list[dict]) -> None:
+    rows: list[tuple[str, str]] = []
+    stored: dict = {}
+    for i, state in enumerate(states):
+        # Grow a list in place now and then, so that tails are exercised too.
+        state = {**state, "grow": list(range(i * 3))}
+        new = state_delta.flatten(state)
+        changes = state_delta.diff(stored, new)
+        gone = {state_delta.encode_path(p) for p in changes.delete}
+        rows = [r for r in rows if r[0] not in gone] + list(changes.chunks())
+        stored = new
+        assert state_delta.unflatten(state_delta.join(rows)) == json.loads(json.dumps(state))
