@@ -2,7 +2,7 @@
 
 A strategy's ``state_dict`` is saved after every ask and every tell. Written whole, a state that
 holds every observation makes the bytes written grow with the square of the run's length. Here
-the state is flattened into parts, one per leaf of its nested dictionaries (path -> value); a
+the state is flattened into parts, one per entry of its nested dictionaries (path -> value); a
 part is written again only when it changed, and a list that only grew is written as its new
 tail (a further chunk of the same part). Parts that disappear are deleted, and a part that
 changed in any other way replaces all of its chunks, so the stored parts never hold more than
@@ -19,13 +19,18 @@ from typing import Any
 Path = tuple[str, ...]
 
 
+# Parts are the state's entries and their entries (e.g. one per evaluated architecture);
+# splitting deeper would only multiply small parts and the time spent on them.
+MAX_DEPTH = 2
+
+
 def flatten(state: dict[str, Any]) -> dict[Path, str]:
-    """JSON text of the leaves of nested dictionaries, by path (keys as JSON writes them);
-    an empty dictionary is a leaf."""
+    """JSON text of the parts of nested dictionaries (down to :data:`MAX_DEPTH` keys), by path
+    (keys as JSON writes them); an empty dictionary is a part."""
     out: dict[Path, str] = {}
 
     def walk(prefix: Path, value: Any) -> None:
-        if isinstance(value, dict) and value:
+        if isinstance(value, dict) and value and len(prefix) < MAX_DEPTH:
             for key, item in value.items():
                 walk((*prefix, key if isinstance(key, str) else json.dumps(key)), item)
         else:
