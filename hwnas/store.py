@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import hwnas.rundir as rundir
+from hwnas import state_delta
 from hwnas.errors import HwnasError, RunError
 from hwnas.types import Candidate, Measurement, Trial, TrialState
 
@@ -69,6 +70,13 @@ CREATE TABLE strategy_state (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT N
 CREATE TABLE events (id INTEGER PRIMARY KEY, time REAL NOT NULL, kind TEXT NOT NULL,
                      data TEXT NOT NULL);
 """
+# The strategy state in parts (see hwnas.state_delta); runs written before it keep their state
+# in strategy_state (one JSON row) until the first save, which moves it here.
+_STATE_PARTS = """
+CREATE TABLE IF NOT EXISTS strategy_parts (id INTEGER PRIMARY KEY, path TEXT NOT NULL,
+                                           value TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS strategy_parts_path ON strategy_parts (path);
+"""
 
 
 class RunStore:
@@ -78,6 +86,14 @@ class RunStore:
         self.run_dir = run_dir
         self._db = connection
         self._lock = lock
+        if lock is not None:
+            with self._db:
+                self._db.executescript(_STATE_PARTS)
+        # JSON text of each stored part; None: read them first.
+        self._parts: dict[state_delta.Path, str] | None = None
+        self._pending_parts: dict[state_delta.Path, str] | None = None
+        #: Bytes of strategy state written by this store object (JSON text of the parts).
+        self.state_bytes_written = 0
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
@@ -219,6 +235,7 @@ class RunStore:
                 ],
             )
             self._save_state(strategy_state, now)
+        self._committed()
         return trials
 
     def mark_running(self, number: int, started: float) -> None:
@@ -255,6 +272,7 @@ class RunStore:
                 "UPDATE trials SET told = 1 WHERE number = ?", [(t.number,) for t in trials]
             )
             self._save_state(strategy_state, time.time())
+        self._committed()
 
     def mark_told(self, numbers: Iterable[int], strategy_state: dict[str, Any]) -> None:
         now = time.time()
@@ -263,23 +281,58 @@ class RunStore:
                 "UPDATE trials SET told = 1 WHERE number = ?", [(n,) for n in numbers]
             )
             self._save_state(strategy_state, now)
+        self._committed()
 
     def save_strategy_state(self, state: dict[str, Any]) -> None:
         with self._db:
             self._save_state(state, time.time())
+        self._committed()
 
     def _save_state(self, state: dict[str, Any], now: float) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO strategy_state VALUES (1, ?, ?)", (json.dumps(state), now)
+        """Write the parts of ``state`` that changed (inside the caller's transaction)."""
+        if self._parts is None:
+            stored = state_delta.texts(self._stored_parts())
+        else:
+            stored = self._parts
+        self._parts = None  # unknown until this transaction commits
+        new = state_delta.flatten(state)
+        changes = state_delta.diff(stored, new)
+        self._db.executemany(
+            "DELETE FROM strategy_parts WHERE path = ?",
+            [(state_delta.encode_path(p),) for p in changes.delete],
         )
+        chunks = list(changes.chunks())
+        self._db.executemany("INSERT INTO strategy_parts (path, value) VALUES (?, ?)", chunks)
+        self._db.execute("DELETE FROM strategy_state")
+        self.state_bytes_written += sum(len(path) + len(value) for path, value in chunks)
+        self._pending_parts = new
+
+    def _committed(self) -> None:
+        self._parts = self._pending_parts
+
+    def _stored_parts(self) -> dict[state_delta.Path, Any]:
+        legacy = self._db.execute("SELECT state FROM strategy_state WHERE id = 1").fetchone()
+        if legacy is not None:
+            return {}  # parts are empty until the first save moves the legacy state
+        rows = self._db.execute("SELECT path, value FROM strategy_parts ORDER BY id").fetchall()
+        return state_delta.join(rows)
 
     def strategy_state(self) -> dict[str, Any] | None:
         with self._reading():
             row = self._db.execute("SELECT state FROM strategy_state WHERE id = 1").fetchone()
-            state = json.loads(row[0]) if row else None
-            if state is not None and not isinstance(state, dict):
-                raise ValueError("its strategy state is not a JSON object")
-            return state
+            if row is not None:
+                state = json.loads(row[0])
+                if not isinstance(state, dict):
+                    raise ValueError("its strategy state is not a JSON object")
+                return state
+            if not self._has_parts_table():
+                return None
+            parts = self._stored_parts()
+            return state_delta.unflatten(parts) if parts else None
+
+    def _has_parts_table(self) -> bool:
+        query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'strategy_parts'"
+        return self._db.execute(query).fetchone() is not None
 
     # -- reading ---------------------------------------------------------------------------
     def trials(self, states: Iterable[TrialState] | None = None) -> list[Trial]:

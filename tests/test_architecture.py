@@ -59,7 +59,12 @@ def imported_modules(name: str, path: Path, known: dict[str, Path]) -> set[str]:
                 anchor = name.split(".") if is_package else name.split(".")[:-1]
                 anchor = anchor[: len(anchor) - (node.level - 1)]
                 base = ".".join([*anchor, base] if base else anchor)
-            targets = [f"{base}.{alias.name}" for alias in node.names] + [base]
+            # ``from pkg import sub`` imports the module pkg.sub; ``from mod import name`` mod.
+            # (A package's __init__ also runs, but it is a parent, not a dependency edge.)
+            targets = [
+                f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base
+                for alias in node.names
+            ]
         for target in targets:
             while target and target not in known:
                 target = target.rpartition(".")[0]

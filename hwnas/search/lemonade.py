@@ -121,6 +121,8 @@ class LemonadeSearch(Strategy):
         self._logged = 0  # the last generation whose event was logged
         self._hv_box: list[list[float]] | None = None  # fixed normalisation of the events' HV
         self._weights: bool | None = None  # the mode, decided at the first ask
+        # Not state: a pure function of the spec, recomputed after a resume.
+        self._cheap_rows: dict[str, list[float]] = {}
 
     def check_space(self) -> None:
         from hwnas.morphisms import get_morphism, has_morphisms
@@ -161,9 +163,12 @@ class LemonadeSearch(Strategy):
         return chosen or [m for m in DEFAULT_CHEAP if m in units]
 
     def _cheap_row(self, genotype: Genotype) -> list[float]:
-        metrics = self.cheap_metrics()
-        values = self._cheap()(genotype, metrics)
-        return [_scale(values[m]) for m in metrics]
+        row = self._cheap_rows.get(genotype.spec)
+        if row is None:
+            metrics = self.cheap_metrics()
+            values = self._cheap()(genotype, metrics)
+            row = self._cheap_rows[genotype.spec] = [_scale(values[m]) for m in metrics]
+        return list(row)
 
     # -- ask / tell ------------------------------------------------------------------------
     def ask(self, n: int) -> list[Candidate]:

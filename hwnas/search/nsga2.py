@@ -12,6 +12,12 @@ default) such an ask breeds offspring from everything evaluated so far (the popu
 generation's finished members), and their results join the survival at the end of the
 generation. The local executor never asks early, so its runs are unchanged and reproducible;
 ``steady_state=False`` makes a parallel run propose exactly what a local run proposes.
+
+Defaults (population 10, crossover always, mutation of half the offspring) are set for runs
+of a few hundred evaluations, where every evaluation is a training run: with 20 members
+and every child mutated (the earlier defaults) a 100-evaluation run made only four
+generations of children that strayed a full mutation from their parents, and trailed pymoo's
+stock NSGA-II (whose integer mutation leaves many children unchanged); see docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ class NSGA2Search(Strategy):
     steady-state offspring when asked while the generation is still being evaluated."""
 
     name = "nsga2"
-    batch_size = 20
+    batch_size = 10
 
     def __init__(
         self,
@@ -53,9 +59,9 @@ class NSGA2Search(Strategy):
         objectives: Sequence[Any],
         constraints: Sequence[Any] = (),
         seed: int = 0,
-        population_size: int = 20,
-        crossover_prob: float = 0.9,
-        mutation_prob: float = 1.0,
+        population_size: int = 10,
+        crossover_prob: float = 1.0,
+        mutation_prob: float = 0.5,
         steady_state: bool = True,
     ) -> None:
         super().__init__(space=space, objectives=objectives, constraints=constraints, seed=seed)

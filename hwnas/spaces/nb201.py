@@ -20,6 +20,7 @@ import numpy as np
 from hwnas.errors import GenotypeError
 from hwnas.spaces.base import CategoricalSpace, LayerInfo
 from hwnas.spaces.nb201_cell import EDGES, OPS
+from hwnas.spaces.nb201_function import cell_function
 from hwnas.types import Genotype
 
 if TYPE_CHECKING:
@@ -159,23 +160,12 @@ class NB201Space(CategoricalSpace):
         return np.concatenate([self.encode(genotype), np.array(features, dtype=np.float32)])
 
     def function_key(self, genotype: Genotype) -> str:
-        """The function the cell computes, as text. Cells get the same key when they differ
-        only in edges into a node whose output is unused, in edges out of a node that receives
-        nothing (they add at most a per-channel constant, from batch norm's learnt shift), or
-        in the order of a node's inputs. NAS-Bench-201 trained such near-duplicates
-        separately, so their accuracies differ by little more than training noise.
+        """The function the cell computes, as canonical text (``zero`` for none): equal keys
+        exactly when the cells compute the same thing with their weights copied edge by edge
+        (see :mod:`hwnas.spaces.nb201_function`). NAS-Bench-201 trained such cells
+        separately, so their accuracies differ by training noise alone.
         """
-        ops = dict(zip(EDGES, self.choices(genotype)))
-        expression: dict[int, str | None] = {0: "x"}
-        for node in (1, 2, 3):
-            terms = sorted(
-                source if op == "skip_connect" else f"{op}({source})"
-                for (to, start), op in ops.items()
-                if to == node and op != "none" and (source := expression[start]) is not None
-            )
-            joined = "+".join(terms)
-            expression[node] = (f"({joined})" if len(terms) > 1 else joined) or None
-        return expression[3] or "zero"
+        return cell_function(self.choices(genotype)).key
 
     def layers(self, genotype: Genotype) -> list[LayerInfo]:
         """The six cell edges in arch-string order (width of the first stage)."""

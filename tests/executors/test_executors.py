@@ -4,7 +4,6 @@ import functools
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from hwnas.executors.settings import ExecutorSettings
 from hwnas.objectives.base import parse_objective
 from hwnas.search.nsga2 import NSGA2Search
 from hwnas.spaces import make_space
+from hwnas.store import RunStore
 from hwnas.types import Measurement, Trial, TrialState
 
 NB201 = dict(space="nb201", objectives=["acc_cifar10:max", "lat_fpga_ms:min"])
@@ -120,9 +120,9 @@ def test_steady_state_nsga2_keeps_workers_busy_and_its_state_is_json(tmp_path):
     assert len({t.candidate.key() for t in trials}) == len(trials) == 36
     assert any(t.candidate.info.get("steady") for t in trials)
     assert all(t.state is TrialState.COMPLETE for t in trials)
-    with sqlite3.connect(tmp_path / "run" / "hwnas.db") as db:
-        state = json.loads(db.execute("SELECT state FROM strategy_state").fetchone()[0])
-    assert {"steady", "extra"} <= set(state)
+    with RunStore.open(tmp_path / "run", read_only=True) as store:
+        state = store.strategy_state()
+    assert state is not None and {"steady", "extra"} <= set(state)
 
 
 def test_steady_state_asks_breed_while_a_generation_is_in_flight_and_resume_exactly():
