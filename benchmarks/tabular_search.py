@@ -50,7 +50,7 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CHECKPOINTS = (50, 100, 300)
 REFERENCE = 1.1
 # Strategies that need a supernet and real training cannot search a table.
-NOT_TABULAR = {"fbnet", "squeezenas", "darts", "snas"}
+NOT_TABULAR = {"fbnet", "squeezenas", "darts", "snas", "enas"}
 # A peer that keeps proposing architectures it has seen stops after this many proposals per
 # evaluation (none of the peers here comes near it).
 MAX_PROPOSALS = 50
