@@ -238,10 +238,11 @@ class SupernetTrainer:
             self.epoch += 1
             self._save()
             self.log("supernet_epoch", **stats, seconds=round(self.train_seconds, 3))
-            self.log("supernet_collapse", epoch=self.epoch, heads=[
-                {"head": h["head"], "tradeoff": h["tradeoff"], **h["collapse"]}
-                for h in stats["heads"]
-            ])  # fmt: skip
+            if "heads" in stats:  # relaxations have theta heads; ENAS's controller has none
+                self.log("supernet_collapse", epoch=self.epoch, heads=[
+                    {"head": h["head"], "tradeoff": h["tradeoff"], **h["collapse"]}
+                    for h in stats["heads"]
+                ])  # fmt: skip
 
     def _epoch(self, epoch: int) -> dict[str, Any]:
         s = self.settings
