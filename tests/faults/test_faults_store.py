@@ -4,6 +4,7 @@ is not even switched to WAL mode, grown, or given a lock file beside it."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 from fault_helpers import cli, snapshot
 
-from hwnas.store import DB_NAME
+from hwnas.store import DB_NAME, RunStore
 
 
 def _sql(statement: str) -> Callable[[Path], None]:
@@ -109,12 +110,13 @@ def test_another_strategys_state_is_refused_at_resume(tmp_path, macro_table, tab
         ).code
         == 0
     )  # fmt: skip
-    random_state = (
-        sqlite3.connect(table_run / DB_NAME)
-        .execute("SELECT state FROM strategy_state")
-        .fetchone()[0]
-    )
-    _sql(f"UPDATE strategy_state SET state = '{random_state}'")(nsga2 / DB_NAME)
+    with RunStore.open(table_run, read_only=True) as store:
+        random_state = json.dumps(store.strategy_state())
+    # Plant random's state in nsga2's run, in the one-row form older runs have (still read).
+    _sql(
+        "DELETE FROM strategy_parts; "
+        f"INSERT OR REPLACE INTO strategy_state VALUES (1, '{random_state}', 0)"
+    )(nsga2 / DB_NAME)
     before = (nsga2 / DB_NAME).read_bytes()
     line = cli("resume", nsga2, "--budget", 8).one_error_line()
     assert "strategy state" in line and "nsga2" in line
