@@ -242,18 +242,14 @@ class RunResults:
 
 def read_run(run_dir: str | Path) -> RunResults:
     """Read a run read-only (refusing what is not an intact hwnas run) and compute its front."""
-    with RunStore.open(Path(run_dir), read_only=True) as store:
-        return read_store(store, Path(run_dir))
-
-
-def read_store(store: RunStore, run_dir: Path | None = None) -> RunResults:
-    """:func:`read_run` on a store the caller opened (e.g. a live view's own connection)."""
-    config = stored_config(store)
-    trials = store.trials()
-    events = store.events()
+    path = Path(run_dir)
+    with RunStore.open(path, read_only=True) as store:
+        config = stored_config(store)
+        trials = store.trials()
+        events = store.events()
     objectives, constraints, units = stored_objectives(config, trials)
     front = compute_front(trials, objectives, constraints, units)
-    return RunResults(run_dir or store.run_dir, config, trials, front, events)
+    return RunResults(path, config, trials, front, events)
 
 
 def stored_config(store: RunStore) -> RunConfig:

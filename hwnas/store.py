@@ -143,11 +143,6 @@ class RunStore:
             raise _damaged(path, exc) from None
         return cls(run_dir, db, lock)
 
-    @classmethod
-    def open_view(cls, run_dir: str | Path) -> RunStore:
-        """A read-only open for viewers polling a run (``hwnas dashboard``): see :meth:`open`."""
-        return cls.open(run_dir, read_only=True)
-
     def close(self) -> None:
         self._db.close()
         if self._lock is not None:

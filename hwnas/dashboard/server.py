@@ -2,9 +2,9 @@
 
 A small standard-library HTTP server (``ThreadingHTTPServer``, loopback by default) serves one
 page and JSON endpoints the page polls: a run's trials, front, hypervolume over evaluations and
-the best feasible trial under a budget. Runs are read through a read-only SQLite connection
-(:meth:`hwnas.store.RunStore.open_view`) that writes nothing into the run; the page loads
-nothing from outside the server, so it works offline.
+the best feasible trial under a budget. Runs are read through :func:`hwnas.results.read_run`
+(a read-only SQLite connection that writes nothing into the run); the page loads nothing from
+outside the server, so it works offline.
 
 Endpoints (GET or HEAD only; anything else is refused with 405):
 
@@ -36,9 +36,9 @@ from hwnas.dashboard.page import APP_CSS, APP_JS, PAGE_HTML
 from hwnas.errors import ConfigError, HwnasError
 from hwnas.objectives.base import Direction, Objective
 from hwnas.objectives.pareto import is_feasible
-from hwnas.plot.data import RunData, hypervolume_trace, run_from_store
+from hwnas.plot.data import RunData, hypervolume_trace, load_run
 from hwnas.plot.render import _unique_labels
-from hwnas.store import DB_NAME, RunStore
+from hwnas.store import DB_NAME
 from hwnas.types import Trial, TrialState
 
 #: Most recent trials listed in a snapshot's table, and most points in its scatter plot.
@@ -215,11 +215,7 @@ class RunViews:
             cached = self._cache.get(index)
             if cached is not None and cached.stamp == stamp:
                 return cached
-        store = RunStore.open_view(self.dirs[index])
-        try:
-            run = run_from_store(store, label=self.labels[index])
-        finally:
-            store.close()
+        run = load_run(self.dirs[index], label=self.labels[index])
         fresh = _Cached(stamp, run, snapshot(run))
         with self._lock:
             self._cache[index] = fresh

@@ -22,8 +22,7 @@ from hwnas.objectives.pareto import hypervolume, is_feasible, normalise, objecti
 from hwnas.plot.axes import (
     readable_count,
 )
-from hwnas.results import HV_REFERENCE, Front, read_run, read_store
-from hwnas.store import RunStore
+from hwnas.results import HV_REFERENCE, Front, read_run
 from hwnas.types import Trial, TrialState
 
 
@@ -53,15 +52,6 @@ def load_run(run_dir: str | os.PathLike[str], *, label: str | None = None) -> Ru
     measurements: no dataset, table or torch needed) and label it for plots."""
     path = Path(run_dir)
     run = read_run(path)
-    return RunData(
-        path, run.config, run.trials, run.front, run.events, label or path.resolve().name
-    )
-
-
-def run_from_store(store: RunStore, *, label: str | None = None) -> RunData:
-    """:func:`load_run` on an open store (a caller may open it with its own connection)."""
-    run = read_store(store)
-    path = store.run_dir
     return RunData(
         path, run.config, run.trials, run.front, run.events, label or path.resolve().name
     )
