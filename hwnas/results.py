@@ -221,7 +221,7 @@ def write_front(run_dir: Path, front: Front) -> tuple[Path, Path]:
     return csv_path, json_path
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunResults:
     """A run as read from its directory: settings, every trial, the front and strategy events."""
 

@@ -7,11 +7,9 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from hwnas.config import RunConfig
 from hwnas.errors import ConfigError
 from hwnas.objectives.base import (
     Constraint,
@@ -22,29 +20,16 @@ from hwnas.objectives.pareto import hypervolume, is_feasible, normalise, objecti
 from hwnas.plot.axes import (
     readable_count,
 )
-from hwnas.results import HV_REFERENCE, Front, read_run
+from hwnas.results import HV_REFERENCE, RunResults, read_run
 from hwnas.types import Trial, TrialState
 
 
 # -- reading runs ---------------------------------------------------------------------------
 @dataclass(frozen=True)
-class RunData:
-    """One run as plots and reports need it: config, trials, front and strategy events."""
+class RunData(RunResults):
+    """One run as plots and reports need it: what :func:`read_run` reads, and its label."""
 
-    run_dir: Path
-    config: RunConfig
-    trials: list[Trial]
-    front: Front
-    events: list[dict[str, Any]]
-    label: str
-
-    @property
-    def objectives(self) -> list[Objective]:
-        return self.front.objectives
-
-    @property
-    def constraints(self) -> list[Constraint]:
-        return self.front.constraints
+    label: str = ""
 
 
 def load_run(run_dir: str | os.PathLike[str], *, label: str | None = None) -> RunData:
