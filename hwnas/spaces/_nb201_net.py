@@ -6,7 +6,7 @@ by it (e.g. NATS-Bench weights) loads into these modules unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -100,6 +100,33 @@ class ResNetBasicblock(nn.Module):
         return self.downsample(x) + self.conv_b(self.conv_a(x))
 
 
+def add_skeleton(
+    network: nn.Module,
+    make_cell: Callable[[int], nn.Module],
+    *,
+    channels: int,
+    cells_per_stage: int,
+    num_classes: int,
+    in_channels: int,
+) -> None:
+    """Give ``network`` the benchmark's skeleton around its cells (``make_cell(width)``): stem,
+    three stages at C, 2C, 4C with two reduction blocks, BN-ReLU, pooling, classifier. One
+    builder for the stand-alone network and the cell supernet keeps their state names equal."""
+    c = channels
+    network.stem = nn.Sequential(
+        nn.Conv2d(in_channels, c, kernel_size=3, padding=1, bias=False), nn.BatchNorm2d(c)
+    )
+    cells: list[nn.Module] = []
+    for stage, width in enumerate((c, 2 * c, 4 * c)):
+        if stage > 0:
+            cells.append(ResNetBasicblock(width // 2, width, 2))
+        cells.extend(make_cell(width) for _ in range(cells_per_stage))
+    network.cells = nn.ModuleList(cells)
+    network.lastact = nn.Sequential(nn.BatchNorm2d(4 * c), nn.ReLU(inplace=True))
+    network.global_pooling = nn.AdaptiveAvgPool2d(1)
+    network.classifier = nn.Linear(4 * c, num_classes)
+
+
 class TinyNetwork(nn.Module):
     """Stem, three stages of N cells at C, 2C, 4C with two reduction blocks, BN-ReLU, classifier."""
 
@@ -113,19 +140,14 @@ class TinyNetwork(nn.Module):
         in_channels: int = 3,
     ) -> None:
         super().__init__()
-        c = channels
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, c, kernel_size=3, padding=1, bias=False), nn.BatchNorm2d(c)
+        add_skeleton(
+            self,
+            lambda width: InferCell(ops, width),
+            channels=channels,
+            cells_per_stage=cells_per_stage,
+            num_classes=num_classes,
+            in_channels=in_channels,
         )
-        cells: list[nn.Module] = []
-        for stage, width in enumerate((c, 2 * c, 4 * c)):
-            if stage > 0:
-                cells.append(ResNetBasicblock(width // 2, width, 2))
-            cells.extend(InferCell(ops, width) for _ in range(cells_per_stage))
-        self.cells = nn.ModuleList(cells)
-        self.lastact = nn.Sequential(nn.BatchNorm2d(4 * c), nn.ReLU(inplace=True))
-        self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(4 * c, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)

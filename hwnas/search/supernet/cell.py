@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from hwnas.spaces._nb201_net import ResNetBasicblock, make_op
+from hwnas.spaces._nb201_net import add_skeleton, make_op
 from hwnas.spaces.nb201 import EDGES, OPS, NB201Space
 from hwnas.types import Genotype
 
@@ -85,19 +85,14 @@ class CellSupernet(nn.Module):
     ) -> None:
         super().__init__()
         self.space = NB201Space(channels=channels, cells_per_stage=cells_per_stage)
-        c = self.space.channels
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, c, kernel_size=3, padding=1, bias=False), nn.BatchNorm2d(c)
+        add_skeleton(
+            self,
+            MixedCell,
+            channels=self.space.channels,
+            cells_per_stage=self.space.cells_per_stage,
+            num_classes=num_classes,
+            in_channels=in_channels,
         )
-        cells: list[nn.Module] = []
-        for stage, width in enumerate((c, 2 * c, 4 * c)):
-            if stage > 0:
-                cells.append(ResNetBasicblock(width // 2, width, 2))
-            cells.extend(MixedCell(width) for _ in range(self.space.cells_per_stage))
-        self.cells = nn.ModuleList(cells)
-        self.lastact = nn.Sequential(nn.BatchNorm2d(4 * c), nn.ReLU(inplace=True))
-        self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(4 * c, num_classes)
 
     @property
     def num_choices(self) -> list[int]:
