@@ -89,7 +89,7 @@ class Session:
         exact, measured = set(), set()
         for metric in available_units(self.providers):
             source = next(p for p in self.providers if metric in p.units())
-            (exact if source.cheap else measured).add(metric)
+            (exact if metric in source.cheap_metrics() else measured).add(metric)
         exact &= set(self.evaluator.metrics)
         return StrategyResources(
             checkpoint_dir=run_dir / rundir.STRATEGY,

@@ -47,6 +47,12 @@ class MetricProvider(abc.ABC):
     def units(self) -> Mapping[str, str]:
         """The metrics this provider offers, with their units."""
 
+    def cheap_metrics(self) -> frozenset[str]:
+        """The metrics of :meth:`units` that need no training (all of them when ``cheap``).
+        A provider may offer both kinds: a benchmark table's latency column is a lookup
+        table of a device, its accuracy column stands in for training."""
+        return frozenset(self.units()) if self.cheap else frozenset()
+
     @abc.abstractmethod
     def evaluate(
         self, candidate: Candidate, metrics: Sequence[str], ctx: EvalContext

@@ -8,7 +8,6 @@ from typing import Any
 
 from hwnas.errors import ConfigError
 from hwnas.evaluate.base import EvalContext, MetricProvider
-from hwnas.evaluate.evaluator import available_units
 from hwnas.spaces.base import SearchSpace
 from hwnas.types import Candidate, Genotype, Measurement
 
@@ -84,7 +83,7 @@ class CheapEvaluator:
     """
 
     def __init__(self, providers: Sequence[MetricProvider]) -> None:
-        self.providers = [p for p in providers if p.cheap]
+        self.providers = [p for p in providers if p.cheap_metrics()]
 
     @classmethod
     def for_space(cls, space: SearchSpace, *, num_classes: int = 10) -> CheapEvaluator:
@@ -92,14 +91,20 @@ class CheapEvaluator:
         return cls([CheapProfileProvider(space, num_classes=num_classes, fast=True)])
 
     def units(self) -> dict[str, str]:
-        return available_units(self.providers)
+        units: dict[str, str] = {}
+        for provider in self.providers:
+            cheap = provider.cheap_metrics()
+            for metric, unit in provider.units().items():
+                if metric in cheap:
+                    units.setdefault(metric, unit)
+        return units
 
     def __call__(self, genotype: Genotype, metrics: Sequence[str]) -> dict[str, float]:
         """Values of ``metrics`` for ``genotype``, each from the first cheap provider with it."""
         out: dict[str, float] = {}
         candidate = Candidate(genotype)
         for provider in self.providers:
-            share = [m for m in metrics if m in provider.units() and m not in out]
+            share = [m for m in metrics if m in provider.cheap_metrics() and m not in out]
             if share:
                 values = provider.evaluate(candidate, share, None)  # type: ignore[arg-type]
                 out.update({m: v.value for m, v in values.items()})

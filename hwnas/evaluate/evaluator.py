@@ -42,7 +42,7 @@ class Evaluator:
         return dict(self._units)
 
     def cheap_metrics(self) -> list[str]:
-        return [m for p, share in self._plan if p.cheap for m in share]
+        return [m for p, share in self._plan for m in share if m in p.cheap_metrics()]
 
     def phases(self) -> tuple[list[str], dict[str, list[str]]]:
         """Metrics measured alongside training (phase 1), and the metrics timed on a device

@@ -268,11 +268,23 @@ def _is_number(value: Any) -> bool:
     return False
 
 
+#: Units of hardware costs. A table column in one of them is a lookup table of a device or a
+#: count (HW-NAS-Bench's latencies, params, FLOPs): known for every architecture without
+#: training, like a latency LUT, so strategies may use it exactly to screen candidates.
+COST_UNITS = frozenset({"ms", "us", "s", "mJ", "J", "W", "B", "MAC", "FLOP", "count"})
+
+
+def is_cost_column(name: str, unit: str) -> bool:
+    """A hardware cost column (not a training outcome such as accuracy or training time)."""
+    return unit in COST_UNITS and "train" not in name.lower()
+
+
 class TableProvider(MetricProvider):
     """Every numeric column of a tabular benchmark.
 
-    A lookup is free, but it stands in for training and measuring, so it counts as an
-    expensive evaluation (LEMONADE and RL must not screen candidates with it).
+    A lookup is free, but a quality column (accuracy, error, training time) stands in for
+    training, so it counts as an expensive evaluation that strategies must not screen
+    candidates with; the hardware cost columns are cheap (see :data:`COST_UNITS`).
     """
 
     cheap = False
@@ -280,6 +292,10 @@ class TableProvider(MetricProvider):
 
     def __init__(self, benchmark: TabularBenchmark) -> None:
         self.benchmark = benchmark
+        self._cheap = frozenset(m for m, u in benchmark.units.items() if is_cost_column(m, u))
+
+    def cheap_metrics(self) -> frozenset[str]:
+        return self._cheap
 
     def units(self) -> Mapping[str, str]:
         return self.benchmark.units

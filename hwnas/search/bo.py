@@ -83,6 +83,7 @@ class BOSearch(Strategy):
         self._outstanding: list[str] = []
         self._fits = 0
         self._features: dict[str, np.ndarray] = {}
+        self._functions: dict[str, str] = {}  # spec -> the space's function key
         # Predictor quality (events only, not state): expected rows of proposals not yet
         # told, and (expected, measured) pairs not yet logged.
         self._expected: dict[str, list[float]] = {}
@@ -166,10 +167,19 @@ class BOSearch(Strategy):
             return self._random(q, taken)
         self._fits += 1
         flight = [s for s in self._outstanding if s not in self._rows]
-        predicted = self._predict([s for s, _ in done], pool + flight)
+        predicted, known = self._predict([s for s, _ in done], pool + flight)
         samples, believed = predicted[:, : len(pool)], predicted[:, len(pool) :].mean(axis=0)
         F = np.array([r for _, r in done], dtype=float)
         front = F[nondominated_mask(F)]
+        # A candidate whose outcome is known (same function as an evaluated one) and that
+        # the front weakly dominates would teach nothing and add nothing: never propose it
+        # (it would otherwise win ties at zero improvement, being on the front).
+        useless = known[: len(pool)] & _weakly_dominated(samples[0], front)
+        if useless.all():
+            return self._random(q, taken)
+        if useless.any():
+            keep = np.flatnonzero(~useless)
+            pool, samples = [pool[i] for i in keep], samples[:, keep]
         ideal, nadir = front.min(axis=0), front.max(axis=0)
         flat = nadir <= ideal
         ideal = np.where(flat, F.min(axis=0), ideal)
@@ -231,11 +241,13 @@ class BOSearch(Strategy):
             add(self.space.sample(self.rng))
         return list(pool)
 
-    def _predict(self, train: list[str], pool: list[str]) -> np.ndarray:
-        """(members, candidates, objectives), signed for minimisation; cheap columns exact."""
+    def _predict(self, train: list[str], pool: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(members, candidates, objectives), signed for minimisation, cheap columns exact;
+        and which candidates compute the same function as an evaluated architecture."""
         cheap = self._cheap_metrics()
         m = len(self.objectives)
         out = np.empty((self.members, len(pool), m))
+        known = np.zeros(len(pool), dtype=bool)
         expensive = [j for j, o in enumerate(self.objectives) if o.metric not in cheap]
         if expensive:
             X = self._matrix(train)
@@ -250,6 +262,17 @@ class BOSearch(Strategy):
             modes = ["rank" if is_quality(self.objectives[j]) else "standard" for j in expensive]
             model.fit(X, Y, modes, linear_columns=self._linear)
             out[:, :, expensive] = model.predict(self._matrix(pool))
+            # A candidate computing the same function as an evaluated one has a known
+            # outcome (its mean over evaluations): every member agrees, so duplicates add
+            # hypervolume only through their exact cheap objectives (a cheaper copy).
+            seen: dict[str, list[np.ndarray]] = {}
+            for spec, row in zip(train, Y):
+                seen.setdefault(self._function(spec), []).append(row)
+            for i, spec in enumerate(pool):
+                rows = seen.get(self._function(spec))
+                if rows is not None:
+                    out[:, i, expensive] = np.mean(rows, axis=0)[None, :]
+                    known[i] = True
         for j, o in enumerate(self.objectives):
             if o.metric in cheap:
                 assert self.cheap is not None
@@ -257,7 +280,15 @@ class BOSearch(Strategy):
                     o.sign * self.cheap(self.space.parse(s), [o.metric])[o.metric] for s in pool
                 ]
                 out[:, :, j] = np.array(exact)[None, :]
-        return out
+        return out, known
+
+    def _function(self, spec: str) -> str:
+        key = self._functions.get(spec)
+        if key is None:
+            if len(self._functions) >= _FEATURE_CACHE:
+                self._functions.clear()
+            key = self._functions[spec] = self.space.function_key(self.space.parse(spec))
+        return key
 
     def _matrix(self, specs: Sequence[str]) -> np.ndarray:
         rows = []
@@ -299,6 +330,12 @@ class BOSearch(Strategy):
         self._queue = [str(s) for s in state["queue"]]
         self._outstanding = [str(s) for s in state["outstanding"]]
         self._fits = int(state["fits"])
+
+
+def _weakly_dominated(points: np.ndarray, front: np.ndarray) -> np.ndarray:
+    """Which rows of ``points`` (n, m) some row of ``front`` is at least as good as in every
+    objective (minimised)."""
+    return (front[None, :, :] <= points[:, None, :]).all(axis=2).any(axis=1)
 
 
 def _enumerate(space: SearchSpace, limit: int) -> list[str]:

@@ -96,6 +96,12 @@ class SearchSpace(abc.ABC):
         knows a better representation (e.g. nb201's path encoding)."""
         return self.encode(genotype)
 
+    def function_key(self, genotype: Genotype) -> str:
+        """Equal for architectures that compute the same function (their outcomes differ by
+        training noise alone); each architecture its own unless a space knows better (nb201
+        merges cells that are the same up to dead edges and isomorphism)."""
+        return genotype.key()
+
     def layers(self, genotype: Genotype) -> list[LayerInfo]:
         """The searchable layers of ``genotype`` in order (for sequence encoders)."""
         raise NotImplementedError(f"space '{self.name}' does not describe its layers")

@@ -87,7 +87,7 @@ def test_cheap_objectives_are_used_exactly(nb201_csv):
             n += 1
         strategy.tell(trials)
     pool = [g.spec for g in table.genotypes()[:50]]
-    predicted = strategy._predict(list(strategy._rows), pool)
+    predicted, _ = strategy._predict(list(strategy._rows), pool)
     exact = [cheap(space.parse(s), ["params"])["params"] for s in pool]
     assert np.array_equal(predicted[:, :, 1], np.tile(exact, (strategy.members, 1)))
     assert predicted[:, :, 0].std(axis=0).max() > 0, "accuracy should be predicted, with spread"
@@ -233,3 +233,53 @@ def test_random_proposals_avoid_candidates_in_flight():
     strategy = BOSearch(space=space, objectives=objectives, seed=0, initial=6, batch=2)
     asked = [c.genotype.spec for _ in range(3) for c in strategy.ask(2)]
     assert sorted(asked) == sorted({*asked}) and len(asked) == 6  # all six architectures
+
+
+def test_table_latency_is_cheap_and_accuracy_is_not(nb201_csv, tmp_path):
+    """A table's device columns are a lookup table (free for every architecture); its
+    accuracy stands in for training: the run hands strategies the first, never the second."""
+    from hwnas.evaluate.cheap import CheapEvaluator
+    from hwnas.evaluate.table import TableProvider
+
+    space = make_space("nb201")
+    provider = TableProvider(TabularBenchmark(path=nb201_csv, space=space))
+    assert {"lat_fpga_ms", "lat_eyeriss_ms"} <= provider.cheap_metrics()
+    assert not provider.cheap_metrics() & {"acc_cifar10", "acc12_cifar10"}
+    cheap = CheapEvaluator([provider])
+    genotype = space.sample(np.random.default_rng(0))
+    expected = provider.benchmark.query(genotype, ["lat_fpga_ms"])["lat_fpga_ms"].value
+    assert cheap(genotype, ["lat_fpga_ms"]) == {"lat_fpga_ms": expected}
+    with pytest.raises(Exception, match="no training-free source for acc_cifar10"):
+        cheap(genotype, ["acc_cifar10"])
+
+
+def test_never_proposes_a_known_function_the_front_dominates(nb201_csv):
+    """A cell computing the same function as one evaluated once, and no cheaper, has a known
+    outcome that the front weakly dominates: proposing it would waste an evaluation."""
+    from hwnas.evaluate.cheap import CheapEvaluator
+    from hwnas.evaluate.table import TableProvider
+
+    space = make_space("nb201")
+    table = TabularBenchmark(path=nb201_csv, space=space)
+    objectives = [parse_objective("acc_cifar10:max"), parse_objective("lat_fpga_ms:min")]
+    strategy = BOSearch(space=space, objectives=objectives, seed=3, initial=10, batch=2)
+    strategy.cheap = CheapEvaluator([TableProvider(table)])
+    evaluated: dict[str, list[float]] = {}  # function key -> latencies evaluated
+    wasted, n = [], 0
+    while n < 80:
+        asked = strategy.ask(2)
+        for c in asked:
+            key = space.function_key(c.genotype)
+            lat = table.query(c.genotype, ["lat_fpga_ms"])["lat_fpga_ms"].value
+            twins = evaluated.get(key, [])
+            if n >= strategy.initial and len(twins) == 1 and lat >= twins[0]:
+                wasted.append(c.genotype.spec)
+            evaluated.setdefault(key, []).append(lat)
+            strategy.known.add(c.key())
+        values = [table.query(c.genotype, ["acc_cifar10", "lat_fpga_ms"]) for c in asked]
+        strategy.tell(
+            [Trial(n + i, c, TrialState.COMPLETE, v) for i, (c, v) in enumerate(zip(asked, values))]
+        )
+        n += len(asked)
+    assert strategy._fits > 0
+    assert wasted == []
