@@ -62,6 +62,7 @@ class BOSearch(Strategy):
         hidden: int = 32,
         steps: int = 100,
         exhaustive: int = 0,
+        refit: float = 0.05,
     ) -> None:
         super().__init__(space=space, objectives=objectives, constraints=constraints, seed=seed)
         if initial < 1 or batch < 1 or members < 1 or hidden < 1 or steps < 1:
@@ -72,6 +73,9 @@ class BOSearch(Strategy):
         self.mutations, self.random_samples = mutations, random_samples
         self.members, self.hidden, self.steps = members, hidden, steps
         self.exhaustive = exhaustive
+        if refit < 0:
+            raise ValueError("refit must be >= 0")
+        self.refit = refit
         if acquisition not in ACQUISITIONS:
             raise ValueError(f"acquisition must be one of {', '.join(ACQUISITIONS)}")
         self.acquisition = acquisition
@@ -82,6 +86,8 @@ class BOSearch(Strategy):
         self._queue: list[str] = []
         self._outstanding: list[str] = []
         self._fits = 0
+        self._fit_told = 0  # told rows (a prefix of _rows) the current predictors saw
+        self._model: MLPEnsemble | None = None  # refit from state on resume
         self._features: dict[str, np.ndarray] = {}
         self._functions: dict[str, str] = {}  # spec -> the space's function key
         # Predictor quality (events only, not state): expected rows of proposals not yet
@@ -165,7 +171,6 @@ class BOSearch(Strategy):
         pool = self._pool(done, taken)
         if not pool:
             return self._random(q, taken)
-        self._fits += 1
         flight = [s for s in self._outstanding if s not in self._rows]
         predicted, known = self._predict([s for s, _ in done], pool + flight)
         samples, believed = predicted[:, : len(pool)], predicted[:, len(pool) :].mean(axis=0)
@@ -250,17 +255,8 @@ class BOSearch(Strategy):
         known = np.zeros(len(pool), dtype=bool)
         expensive = [j for j, o in enumerate(self.objectives) if o.metric not in cheap]
         if expensive:
-            X = self._matrix(train)
             Y = np.array([self._rows[s] for s in train], dtype=float)[:, expensive]
-            model = MLPEnsemble(
-                members=self.members,
-                hidden=self.hidden,
-                steps=self.steps,
-                seed=int(self.seed) * 100_003 + self._fits,
-            )
-            # Fitted on the signed rows; a quality objective's ranks, a cost's values.
-            modes = ["rank" if is_quality(self.objectives[j]) else "standard" for j in expensive]
-            model.fit(X, Y, modes, linear_columns=self._linear)
+            model = self._predictors(expensive)
             out[:, :, expensive] = model.predict(self._matrix(pool))
             # A candidate computing the same function as an evaluated one has a known
             # outcome (its mean over evaluations): every member agrees, so duplicates add
@@ -281,6 +277,35 @@ class BOSearch(Strategy):
                 ]
                 out[:, :, j] = np.array(exact)[None, :]
         return out, known
+
+    def _predictors(self, expensive: list[int]) -> MLPEnsemble:
+        """The ensemble for the expensive objectives, refit once the told rows have grown by
+        ``refit`` (a share) since the last fit, and at least by a batch. Between refits
+        proposals differ through the front, the believer and Thompson draws; the predictors
+        are a pure function of a prefix of the told rows and the fit count, so a resumed run
+        rebuilds exactly the ones an uninterrupted run has."""
+        told = len(self._rows)
+        if self._fit_told == 0 or told - self._fit_told >= max(
+            self.batch, round(self.refit * self._fit_told)
+        ):
+            self._fits += 1
+            self._fit_told = told
+            self._model = None
+        if self._model is None:
+            prefix = itertools.islice(self._rows.items(), self._fit_told)
+            train = [s for s, r in prefix if r is not None]
+            X = self._matrix(train)
+            Y = np.array([self._rows[s] for s in train], dtype=float)[:, expensive]
+            model = MLPEnsemble(
+                members=self.members,
+                hidden=self.hidden,
+                steps=self.steps,
+                seed=int(self.seed) * 100_003 + self._fits,
+            )
+            # Fitted on the signed rows; a quality objective's ranks, a cost's values.
+            modes = ["rank" if is_quality(self.objectives[j]) else "standard" for j in expensive]
+            self._model = model.fit(X, Y, modes, linear_columns=self._linear)
+        return self._model
 
     def _function(self, spec: str) -> str:
         key = self._functions.get(spec)
@@ -320,6 +345,7 @@ class BOSearch(Strategy):
             "queue": self._queue,
             "outstanding": self._outstanding,
             "fits": self._fits,
+            "fit_told": self._fit_told,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -330,6 +356,8 @@ class BOSearch(Strategy):
         self._queue = [str(s) for s in state["queue"]]
         self._outstanding = [str(s) for s in state["outstanding"]]
         self._fits = int(state["fits"])
+        self._fit_told = int(state.get("fit_told", 0))
+        self._model = None
 
 
 def _weakly_dominated(points: np.ndarray, front: np.ndarray) -> np.ndarray:

@@ -75,6 +75,7 @@ class LemonadeSearch(Strategy):
         initial_epochs: float | None = None,
         distill: float = 0.5,
         morphisms: Sequence[str] | None = None,
+        trees: int = 32,
     ) -> None:
         super().__init__(space=space, objectives=objectives, constraints=constraints, seed=seed)
         if initial_population < 1 or n_pc < 1 or not 1 <= n_ac <= n_pc:
@@ -108,6 +109,9 @@ class LemonadeSearch(Strategy):
         self.acceptance = acceptance
         self.explore = explore
         self.optimism = optimism
+        if trees < 1:
+            raise ValueError("trees must be a positive number")
+        self.trees = trees
         self.mode = mode
         self.initial_epochs = initial_epochs
         self.distill = distill
@@ -307,8 +311,23 @@ class LemonadeSearch(Strategy):
         X = features([encode(self.space.parse(s)) for s, _ in done], [e["cheap"] for _, e in done])
         F = np.array([e["F"] for _, e in done], dtype=float)
         Xc = features([encode(self.space.parse(i["spec"])) for i in items], cheap)
-        surrogate = TreeSurrogate(seed=self.seed * 1000 + self._generation).fit(X, F)
-        mean, std = surrogate.predict(Xc)
+        # Objectives the run computes without training are exact for the children; only the
+        # others are predicted (fewer tree fits, and no error where there need be none).
+        units = self._cheap().units()
+        exact = [j for j, o in enumerate(self.objectives) if o.metric in units]
+        predicted = [j for j in range(F.shape[1]) if j not in exact]
+        mean, std = np.empty((len(items), F.shape[1])), np.zeros((len(items), F.shape[1]))
+        if predicted:
+            surrogate = TreeSurrogate(
+                n_estimators=self.trees, seed=self.seed * 1000 + self._generation
+            ).fit(X, F[:, predicted])
+            mean[:, predicted], std[:, predicted] = surrogate.predict(Xc)
+        for j in exact:
+            o = self.objectives[j]
+            mean[:, j] = [
+                o.sign * self._cheap()(self.space.parse(i["spec"]), [o.metric])[o.metric]
+                for i in items
+            ]
         optimistic = mean - self.optimism * std
         front = F[nondominated_mask(F)]
         return greedy_hvi(front, optimistic, k, lower=F.min(axis=0), upper=F.max(axis=0))

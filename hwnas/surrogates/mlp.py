@@ -163,32 +163,37 @@ class MLPEnsemble:
                 w, b = _ridge(Xs[:, :lin].astype(np.float64), Z[:, j], weights[:, :, j], self.ridge)
                 p["wl"][:, :lin, j], p["b2"][:, 0, j] = w, b
                 trainable[0, 0, j] = 0.0
-        p = {k: v.astype(np.float32) for k, v in p.items()}
+        # One flat float32 buffer holds every parameter (views below), so that Adam's update
+        # is a handful of array operations per step instead of a handful per parameter: at
+        # these sizes the per-call overhead of numpy, not arithmetic, is the cost of a fit.
+        flat, p = _flat_views({k: v.astype(np.float32) for k, v in p.items()})
+        grad_flat, g = _flat_views({k: np.zeros_like(v) for k, v in p.items()})
         Z = Z.astype(np.float32)
         weights = (weights / max(mask.sum(axis=0).max(), 1.0)).astype(np.float32)
         trainable = trainable.astype(np.float32)
-        first = {k: np.zeros_like(v) for k, v in p.items()}
-        second = {k: np.zeros_like(v) for k, v in p.items()}
+        first = np.zeros_like(flat)
+        second = np.zeros_like(flat)
         beta1, beta2, eps = 0.9, 0.999, 1e-8
         decay = np.float32(self.weight_decay)
+        XsT = np.ascontiguousarray(Xs.T)
         for step in range(1, self.steps + 1):
             pre = Xs @ p["w1"] + p["b1"]  # (K, n, H)
             hid = np.maximum(pre, 0.0)
             out = hid @ p["w2"] + p["b2"] + Xs @ p["wl"]  # (K, n, m)
             grad_out = 2.0 * weights * (out - Z)  # (K, n, m)
             grad_hid = (grad_out @ p["w2"].transpose(0, 2, 1)) * (pre > 0)
-            grads = {
-                "w2": hid.transpose(0, 2, 1) @ grad_out + 2 * decay * p["w2"],
-                "b2": grad_out.sum(axis=1, keepdims=True) * trainable,
-                "wl": (Xs.T @ grad_out + 2 * decay * p["wl"]) * trainable,
-                "w1": Xs.T @ grad_hid + 2 * decay * p["w1"],
-                "b1": grad_hid.sum(axis=1, keepdims=True),
-            }
+            g["w2"][...] = hid.transpose(0, 2, 1) @ grad_out + 2 * decay * p["w2"]
+            g["b2"][...] = grad_out.sum(axis=1, keepdims=True) * trainable
+            g["wl"][...] = (XsT @ grad_out + 2 * decay * p["wl"]) * trainable
+            g["w1"][...] = XsT @ grad_hid + 2 * decay * p["w1"]
+            g["b1"][...] = grad_hid.sum(axis=1, keepdims=True)
             lr = self.learning_rate * np.sqrt(1 - beta2**step) / (1 - beta1**step)
-            for k, g in grads.items():
-                first[k] = beta1 * first[k] + (1 - beta1) * g
-                second[k] = beta2 * second[k] + (1 - beta2) * g * g
-                p[k] = p[k] - np.float32(lr) * first[k] / (np.sqrt(second[k]) + eps)
+            first *= beta1
+            first += (1 - beta1) * grad_flat
+            second *= beta2
+            second += (1 - beta2) * grad_flat * grad_flat
+            flat -= np.float32(lr) * first / (np.sqrt(second) + eps)
+        p = {k: v.copy() for k, v in p.items()}
         self.params = p
         return self
 
@@ -241,6 +246,16 @@ class MLPEnsemble:
 
 
 _NET = ("w1", "b1", "w2", "b2", "wl")
+
+
+def _flat_views(arrays: Mapping[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """One flat buffer with the arrays' values, and a view of it shaped like each array."""
+    flat = np.concatenate([a.ravel() for a in arrays.values()])
+    views, start = {}, 0
+    for key, a in arrays.items():
+        views[key] = flat[start : start + a.size].reshape(a.shape)
+        start += a.size
+    return flat, views
 
 
 def _ridge(

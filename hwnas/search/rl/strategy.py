@@ -69,6 +69,7 @@ class RLSearch(ScreeningMixin, Strategy):
         members: int = 5,
         hidden: int = 16,
         predictor_steps: int = 20,
+        refit: float = 0.1,
         predictor_lr: float = 0.01,
         ridge_alpha: float = 1.0,
         pair_weight: float = 0.25,
@@ -117,6 +118,9 @@ class RLSearch(ScreeningMixin, Strategy):
         self.reference = reference
         self._observed_z: np.ndarray | None = None
         self.predictor_steps = int(predictor_steps)
+        if refit < 0:
+            raise ValueError(f"refit must be >= 0, got {refit!r}")
+        self.refit = float(refit)
         self.predictor_lr = float(predictor_lr)
         self.entropy_coef = float(entropy_coef)
         self.update = PolicyUpdate(
@@ -225,7 +229,7 @@ class RLSearch(ScreeningMixin, Strategy):
         ``genotypes``, after refitting on every evaluation told so far."""
         with one_thread():
             if len(self._prior_y) + sum(not failed for *_, failed, _ in self._obs) >= 2:
-                self._refit()
+                self._refit(force=True)
             idx = self.codec.indices(list(genotypes))
             mean = self._with_exact(idx, self.predictor.predict(idx)).mean(axis=0)
         return {metric: mean[:, i] for i, metric in enumerate(self.metrics)}
@@ -298,8 +302,12 @@ class RLSearch(ScreeningMixin, Strategy):
         )
         return rows, violation, [s for _, s, _, _, _ in self._obs]
 
-    def _refit(self) -> None:
-        """Log the predictors' quality on the evaluations they have not seen, then refit."""
+    def _refit(self, *, force: bool = False) -> None:
+        """Log the predictors' quality on the evaluations they have not seen, then refit
+        (warm, from the last fit) once the evaluations have grown by ``refit`` (a share) since
+        the last fit, or always when ``force``d: most of a table search's time was refits
+        that a few more rows barely change. The predictors are state, so a resumed run
+        continues from the same ones."""
         usable = [o for o in self._obs if not o[3]]
         idx = self._index_rows([i for i, o in enumerate(self._obs) if not o[3]])
         y = np.array([o[2] for o in usable], dtype=float).reshape(len(usable), len(self.metrics))
@@ -310,6 +318,8 @@ class RLSearch(ScreeningMixin, Strategy):
             weights = np.concatenate([np.ones((self.members, len(self._prior_y))), weights], 1)
         fitted = self.predictor.fitted
         if fitted == len(idx):
+            return
+        if not force and fitted > 0 and len(idx) - fitted < round(self.refit * fitted):
             return
         if fitted > 0:
             predicted = self.predictor.predict(idx[fitted:]).mean(axis=0)
