@@ -6,11 +6,18 @@ For each space (``nb201`` cells and ``mobilenet`` layers, both small enough for 
    (``--standalone-epochs``), recording its validation accuracy;
 2. for each weight-sharing method (``darts``: softmax relaxation, all paths; ``snas`` and
    ``fbnet``: Gumbel-softmax, all paths; ``single-path``: one sampled path per step, GDAS's
-   straight-through form, the closest to ENAS's shared-weight phase here) train one supernet (``--supernet-epochs``, one accuracy-only head: lambda = beta = 0) and read each
-   sampled architecture's one-shot accuracy (its path with the shared weights, batch norm on
-   batch statistics, on the held-out architecture part of the training data);
-3. report Kendall's tau-b and the top-5 overlap of the one-shot against the stand-alone
-   accuracies, and the wall time of each part.
+   straight-through form) train one supernet (``--supernet-epochs``, one accuracy-only head:
+   lambda = beta = 0) and read each sampled architecture's one-shot accuracy (its path with
+   the shared weights, batch norm on batch statistics, on the held-out architecture part of
+   the training data); ``enas`` trains ENAS's shared-weight network the way the ``enas``
+   strategy does (one path per weight step, drawn by the LSTM controller, which learns from
+   the one-shot accuracy alone here) and scores the same paths on the same batches with its
+   own evaluation (:meth:`ENASTrainer.accuracies`: batch statistics, no dropout);
+3. report Kendall's tau-b with its jackknife standard error (and the standard error of a tau
+   of zero, i.e. of chance, for comparison), the top-5 overlap of the one-shot against the
+   stand-alone accuracies, and the wall time of each part.
+
+The JSON report is rewritten after every row, so an interrupted run keeps what it measured.
 
     OMP_NUM_THREADS=1 python benchmarks/oneshot_ranking.py                 # 30 archs per space
     OMP_NUM_THREADS=1 python benchmarks/oneshot_ranking.py --archs 12 --json out.json
@@ -43,7 +50,10 @@ METHODS = {
     "snas": ("gumbel", "full", "snas"),
     "fbnet": ("gumbel", "full", "fbnet"),
     "single-path": ("gumbel", "one", "penalty"),  # one sampled path per step (GDAS)
+    "enas": ("", "one", "enas"),  # ENAS: one controller-drawn path per step
 }
+#: one-shot evaluation batches (of 32) per architecture, the same for every method
+EVAL_BATCHES = 8
 
 
 def sample_archs(space: Any, n: int, seed: int) -> list[Any]:
@@ -79,6 +89,8 @@ def oneshot(space: Any, archs: list[Any], data: Any, method: str, epochs: int, s
 
     relaxation, paths, loss = METHODS[method]
     train_settings = TrainSettings(batch_size=32, lr=0.05)
+    if method == "enas":
+        return enas_oneshot(space, archs, data, train_settings, epochs, seed)
     if isinstance(space, NB201Space):
         from hwnas.search.supernet.cells import CellClassificationTask, cell_counted_terms
 
@@ -99,7 +111,46 @@ def oneshot(space: Any, archs: list[Any], data: Any, method: str, epochs: int, s
     )
     started = time.perf_counter()
     trainer.train()
-    scores = oneshot_accuracies(trainer, archs, batches=8, seed=seed)
+    scores = oneshot_accuracies(trainer, archs, batches=EVAL_BATCHES, seed=seed)
+    return scores, time.perf_counter() - started
+
+
+def enas_oneshot(space: Any, archs: list[Any], data: Any, train_settings: Any, epochs: int,
+                 seed: int) -> tuple[list[float], float]:  # fmt: skip
+    """ENAS's shared weights trained with an accuracy-only controller reward (the other
+    methods' heads are accuracy-only too), then each architecture scored by ENAS itself."""
+    from hwnas.objectives.base import parse_objective
+    from hwnas.search.rl.lstm import LSTMController
+    from hwnas.search.rl.reward import RewardEngine, default_preferences
+    from hwnas.search.supernet.enas_trainer import ENASSettings, ENASTrainer
+    from hwnas.search.supernet.tasks import ClassificationTask
+    from hwnas.search.supernet.trainer import SupernetSettings
+
+    task = ClassificationTask(space=space, data=data, settings=train_settings)
+    objectives = [parse_objective("error")]
+    engine = RewardEngine(kind="tchebycheff", objectives=objectives)
+    prefs = default_preferences(1)
+    controller = LSTMController(cards=[len(o) for o in space.options()], objectives=1, seed=seed)
+
+    def score(rows_archs: np.ndarray, accuracy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return (100.0 - accuracy)[:, None], np.zeros(len(accuracy))
+
+    settings = SupernetSettings(
+        epochs=epochs, warmup_epochs=max(0, epochs // 4), lr=0.05, seed=seed
+    )
+    trainer = ENASTrainer(
+        task=task, space=space, controller=controller, engine=engine, preferences=prefs,
+        score=score, settings=settings, enas=ENASSettings(),
+    )  # fmt: skip
+    started = time.perf_counter()
+    trainer.train()
+    # The same batches as the other methods' oneshot_accuracies (same part, seed and count).
+    stream = task.batches(trainer.arch_part, seed=seed, device=trainer.device)
+    batches = [
+        next(stream) for _ in range(max(1, min(EVAL_BATCHES, task.steps(trainer.arch_part))))
+    ]
+    indices = np.array([space.to_indices(g) for g in archs])
+    scores = [float(a) for a in trainer.accuracies(indices, batches)]
     return scores, time.perf_counter() - started
 
 
@@ -118,7 +169,7 @@ def main() -> None:
     if args.smoke:
         args.archs, args.standalone_epochs, args.supernet_epochs = 4, 0.2, 1
 
-    from hwnas.search.supernet.ranking import ranking_summary
+    from hwnas.objectives.ranking import chance_standard_error, ranking_summary
     from hwnas.spaces import make_space
     from hwnas.training.datasets.catalog import load_dataset
 
@@ -140,15 +191,17 @@ def main() -> None:
             scores, seconds = oneshot(space, archs, data, method, args.supernet_epochs, args.seed)
             row = {
                 "space": name, "method": method, **ranking_summary(scores, alone),
+                "chance_se": round(chance_standard_error(len(archs)), 4),
                 "supernet_s": round(seconds, 1), "standalone_s": round(alone_s, 1),
                 "oneshot": [round(s, 2) for s in scores], "standalone": [round(a, 2) for a in alone],
+                "archs": [g.spec for g in archs],
             }  # fmt: skip
             report["results"].append(row)
-            print(f"  {method:12s} tau {row['kendall_tau']}  top-5 overlap "
+            print(f"  {method:12s} tau {row['kendall_tau']} +- {row['tau_se']}  top-5 overlap "
                   f"{row['top_k_overlap']}  supernet {seconds:.0f} s", flush=True)  # fmt: skip
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=1)
+            if args.json:  # after every row: an interrupted run keeps what it measured
+                with open(args.json, "w") as f:
+                    json.dump(report, f, indent=1)
 
 
 if __name__ == "__main__":
