@@ -13,6 +13,8 @@ For each space (``nb201`` cells and ``mobilenet`` layers, both small enough for 
    strategy does (one path per weight step, drawn by the LSTM controller, which learns from
    the one-shot accuracy alone here) and scores the same paths on the same batches with its
    own evaluation (:meth:`ENASTrainer.accuracies`: batch statistics, no dropout);
+   ``reseed`` trains the same architectures alone once more with another seed: the agreement
+   of two stand-alone runs is the ceiling of any one-shot method at this training length;
 3. report Kendall's tau-b with its jackknife standard error (and the standard error of a tau
    of zero, i.e. of chance, for comparison), the top-5 overlap of the one-shot against the
    stand-alone accuracies, and the wall time of each part.
@@ -51,6 +53,9 @@ METHODS = {
     "fbnet": ("gumbel", "full", "fbnet"),
     "single-path": ("gumbel", "one", "penalty"),  # one sampled path per step (GDAS)
     "enas": ("", "one", "enas"),  # ENAS: one controller-drawn path per step
+    # Not a supernet: the same architectures trained alone again with another seed. How well
+    # one stand-alone run ranks against another is the ceiling any one-shot method can reach.
+    "reseed": ("", "", "reseed"),
 }
 #: one-shot evaluation batches (of 32) per architecture, the same for every method
 EVAL_BATCHES = 8
@@ -188,7 +193,14 @@ def main() -> None:
         print(f"{name}: {len(archs)} archs trained alone in {alone_s:.0f} s; "
               f"accuracy {min(alone):.1f}..{max(alone):.1f}%", flush=True)  # fmt: skip
         for method in args.methods:
-            scores, seconds = oneshot(space, archs, data, method, args.supernet_epochs, args.seed)
+            if method == "reseed":
+                began = time.perf_counter()
+                scores = standalone(space, archs, data, args.standalone_epochs, args.seed + 1)
+                seconds = time.perf_counter() - began
+            else:
+                scores, seconds = oneshot(
+                    space, archs, data, method, args.supernet_epochs, args.seed
+                )
             row = {
                 "space": name, "method": method, **ranking_summary(scores, alone),
                 "chance_se": round(chance_standard_error(len(archs)), 4),
