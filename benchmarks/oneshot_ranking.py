@@ -159,6 +159,41 @@ def enas_oneshot(space: Any, archs: list[Any], data: Any, train_settings: Any, e
     return scores, time.perf_counter() - started
 
 
+def top_pick(scores: list[float], alone: list[float], k: int = 5) -> dict[str, Any]:
+    """What a user who trains the method's top k would get: the best stand-alone accuracy
+    among them and its rank among all (1 = the best architecture of the sample)."""
+    picked = np.argsort(-np.asarray(scores), kind="stable")[:k]
+    best = float(max(alone[i] for i in picked))
+    return {"top_k_best": round(best, 2), "top_k_best_rank": 1 + sum(a > best for a in alone)}
+
+
+def reused(args: Any, space: str, archs: list[Any]) -> tuple[list[float], float] | None:
+    """The stand-alone accuracies and seconds of ``archs`` from ``--reuse``, if it has them."""
+    if not args.reuse:
+        return None
+    with open(args.reuse) as f:
+        report = json.load(f)
+    same = report["args"]["standalone_epochs"] == args.standalone_epochs
+    for row in report["results"]:
+        if same and row["space"] == space and row["archs"] == [g.spec for g in archs]:
+            return row["standalone"], row["standalone_s"]
+    raise SystemExit(f"{args.reuse} has no stand-alone results of these {space} architectures")
+
+
+def table(paths: list[str]) -> None:
+    """The docs table (markdown) from JSON reports of this script."""
+    print("| space | method | Kendall tau ± SE | top-5 overlap | best of its top 5 (rank) "
+          "| supernet (s) |\n| --- | --- | --- | --- | --- | --- |")  # fmt: skip
+    for path in paths:
+        with open(path) as f:
+            report = json.load(f)
+        for row in report["results"]:
+            pick = top_pick(row["oneshot"], row["standalone"])
+            print(f"| {row['space']} | {row['method']} | {row['kendall_tau']:.2f} ± "
+                  f"{row['tau_se']:.2f} | {row['top_k_overlap']:.1f} | {pick['top_k_best']:.1f}% "
+                  f"({pick['top_k_best_rank']}) | {row['supernet_s']:.0f} |")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--archs", type=int, default=30)
@@ -169,7 +204,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--table", nargs="+", metavar="JSON", help="print the docs table")
+    parser.add_argument(
+        "--reuse", metavar="JSON", help="take the stand-alone accuracies from an earlier report "
+        "of the same architectures (same space, --archs, --seed, --standalone-epochs)",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.table:
+        table(args.table)
+        return
     torch.set_num_threads(1)
     if args.smoke:
         args.archs, args.standalone_epochs, args.supernet_epochs = 4, 0.2, 1
@@ -187,10 +230,15 @@ def main() -> None:
     for name in args.spaces:
         space = make_space(name, (SMOKE if args.smoke else SPACES)[name])
         archs = sample_archs(space, args.archs, args.seed)
+        earlier = reused(args, name, archs)
         started = time.perf_counter()
-        alone = standalone(space, archs, data, args.standalone_epochs, args.seed)
-        alone_s = time.perf_counter() - started
-        print(f"{name}: {len(archs)} archs trained alone in {alone_s:.0f} s; "
+        if earlier is not None:
+            alone, alone_s = earlier
+        else:
+            alone = standalone(space, archs, data, args.standalone_epochs, args.seed)
+            alone_s = time.perf_counter() - started
+        print(f"{name}: {len(archs)} archs trained alone in {alone_s:.0f} s"
+              f"{' (earlier, --reuse)' if earlier else ''}; "
               f"accuracy {min(alone):.1f}..{max(alone):.1f}%", flush=True)  # fmt: skip
         for method in args.methods:
             if method == "reseed":
@@ -204,6 +252,7 @@ def main() -> None:
             row = {
                 "space": name, "method": method, **ranking_summary(scores, alone),
                 "chance_se": round(chance_standard_error(len(archs)), 4),
+                **top_pick(scores, alone),
                 "supernet_s": round(seconds, 1), "standalone_s": round(alone_s, 1),
                 "oneshot": [round(s, 2) for s in scores], "standalone": [round(a, 2) for a in alone],
                 "archs": [g.spec for g in archs],
