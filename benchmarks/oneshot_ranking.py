@@ -180,18 +180,34 @@ def reused(args: Any, space: str, archs: list[Any]) -> tuple[list[float], float]
     raise SystemExit(f"{args.reuse} has no stand-alone results of these {space} architectures")
 
 
-def table(paths: list[str]) -> None:
-    """The docs table (markdown) from JSON reports of this script."""
+def table(paths: list[str], against: str | None = None) -> None:
+    """The docs table (markdown) from JSON reports of this script; with ``against``, the
+    one-shot scores are compared with that report's stand-alone accuracies of the same
+    architectures instead (e.g. longer stand-alone training: the supernets do not change)."""
+    from hwnas.objectives.ranking import ranking_summary
+
+    targets: dict[tuple[str, tuple[str, ...]], list[float]] = {}
+    if against:
+        with open(against) as f:
+            for row in json.load(f)["results"]:
+                targets[(row["space"], tuple(row["archs"]))] = row["standalone"]
     print("| space | method | Kendall tau ± SE | top-5 overlap | best of its top 5 (rank) "
           "| supernet (s) |\n| --- | --- | --- | --- | --- | --- |")  # fmt: skip
     for path in paths:
         with open(path) as f:
             report = json.load(f)
         for row in report["results"]:
-            pick = top_pick(row["oneshot"], row["standalone"])
-            print(f"| {row['space']} | {row['method']} | {row['kendall_tau']:.2f} ± "
-                  f"{row['tau_se']:.2f} | {row['top_k_overlap']:.1f} | {pick['top_k_best']:.1f}% "
-                  f"({pick['top_k_best_rank']}) | {row['supernet_s']:.0f} |")  # fmt: skip
+            alone = row["standalone"]
+            if against:
+                alone = targets[(row["space"], tuple(row["archs"]))]
+            if against and row["method"] == "reseed":
+                continue  # another seed's training is not comparable with the longer one
+            summary = ranking_summary(row["oneshot"], alone)
+            pick = top_pick(row["oneshot"], alone)
+            print(f"| {row['space']} | {row['method']} | {summary['kendall_tau']:.2f} ± "
+                  f"{summary['tau_se']:.2f} | {summary['top_k_overlap']:.1f} | "
+                  f"{pick['top_k_best']:.1f}% ({pick['top_k_best_rank']}) | "
+                  f"{row['supernet_s']:.0f} |")  # fmt: skip
 
 
 def main() -> None:
@@ -205,13 +221,14 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--json", default=None)
     parser.add_argument("--table", nargs="+", metavar="JSON", help="print the docs table")
+    parser.add_argument("--against", metavar="JSON", help="with --table: other stand-alone results")
     parser.add_argument(
         "--reuse", metavar="JSON", help="take the stand-alone accuracies from an earlier report "
         "of the same architectures (same space, --archs, --seed, --standalone-epochs)",
     )  # fmt: skip
     args = parser.parse_args()
     if args.table:
-        table(args.table)
+        table(args.table, args.against)
         return
     torch.set_num_threads(1)
     if args.smoke:
