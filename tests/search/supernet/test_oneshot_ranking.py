@@ -141,9 +141,10 @@ def test_every_supernet_run_stores_prints_and_reports_its_ranking(tmp_path, case
     assert re.search(rf"Kendall tau {tau:.2f} ± \d\.\d\d, top-5 overlap \d/5 over n=6 ", lines[0])
     assert "(vs accuracy fine-tuned from the supernet): " in lines[0]
     assert trust_hint(stored) in lines[0]
-    # `hwnas front` shows it again from the stored run; the report's summary too.
-    shown = CliRunner().invoke(app, ["front", str(out)])
-    assert shown.exit_code == 0 and lines[0] in shown.output.splitlines()
+    # `hwnas front` and `hwnas resume` show it again from the stored run; the report too.
+    for command in (["front", str(out)], ["resume", str(out), "--no-progress"]):
+        shown = CliRunner().invoke(app, command)
+        assert shown.exit_code == 0 and lines[0] in shown.output.splitlines(), shown.output
     reported = CliRunner().invoke(app, ["report", str(out)])
     assert reported.exit_code == 0, reported.output
     page = (out / "report.html").read_text()
