@@ -117,7 +117,7 @@ def trust_hint(summary: Mapping[str, Any]) -> str:
     if tau is None or n < MIN_GRADED:
         return (
             f"too few candidates graded ({n}) to judge the one-shot ranking; "
-            "do not read the front's order into the supernet's scores"
+            "judge the candidates by their trained results only"
         )
     if tau < 1.645 * chance_standard_error(n):
         return (
