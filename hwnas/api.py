@@ -19,10 +19,17 @@ from hwnas.evaluate.cheap import cheap_evaluator
 from hwnas.evaluate.evaluator import Evaluator, available_units
 from hwnas.evaluate.providers import build_providers
 from hwnas.objectives.base import Constraint, Objective, parse_constraint, parse_objective
+from hwnas.objectives.ranking import RANKING_EVENT
 from hwnas.objectives.resolve import resolve_objectives
 from hwnas.registry import Registry
 from hwnas.resolved import resolve_training_threads, resolved_config
-from hwnas.results import SearchResult, compute_front, stored_config, write_front
+from hwnas.results import (
+    SearchResult,
+    compute_front,
+    oneshot_ranking,
+    stored_config,
+    write_front,
+)
 from hwnas.runner import Budget, Executor, run
 from hwnas.search import default_strategy, make_strategy, max_objectives
 from hwnas.search.base import Strategy, StrategyResources
@@ -119,7 +126,8 @@ class Session:
         trials = store.trials()
         front = compute_front(trials, self.objectives, self.constraints, self.evaluator.units())
         write_front(store.run_dir, front)
-        result = SearchResult(store.run_dir, self.config, trials, front, outcome)
+        ranking = oneshot_ranking(store.events(RANKING_EVENT))
+        result = SearchResult(store.run_dir, self.config, trials, front, outcome, ranking)
         _post_process(result, self.config)
         return result
 

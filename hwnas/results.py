@@ -42,6 +42,7 @@ from hwnas.objectives.pareto import (
     normalised_hypervolume,
     objective_matrix,
 )
+from hwnas.objectives.ranking import RANKING_EVENT
 from hwnas.objectives.resolve import resolve_objectives
 from hwnas.store import RunStore
 from hwnas.types import Trial, TrialState
@@ -239,6 +240,21 @@ class RunResults:
     def constraints(self) -> list[Constraint]:
         return self.front.constraints
 
+    @property
+    def ranking(self) -> dict[str, Any] | None:
+        """The supernet's in-run one-shot ranking (see :func:`oneshot_ranking`)."""
+        return oneshot_ranking(self.events)
+
+
+def oneshot_ranking(events: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """A supernet run's one-shot ranking: the last ``supernet_ranking`` event (Kendall tau,
+    its standard error, top-k overlap, n, basis; updated as results came in), without the
+    event's time and kind; None for a run without one."""
+    found = [e for e in events if e.get("kind") == RANKING_EVENT]
+    if not found:
+        return None
+    return {k: v for k, v in found[-1].items() if k not in ("time", "kind")}
+
 
 def read_run(run_dir: str | Path) -> RunResults:
     """Read a run read-only (refusing what is not an intact hwnas run) and compute its front."""
@@ -301,6 +317,8 @@ class SearchResult:
     trials: list[Trial]
     front: Front
     outcome: RunOutcome | None = None
+    #: A supernet run's one-shot ranking (:func:`oneshot_ranking`); None for other runs.
+    ranking: dict[str, Any] | None = None
 
     @property
     def hypervolume(self) -> float:
@@ -317,4 +335,4 @@ def open_run(run_dir: str | os.PathLike[str], *, write: bool = False) -> SearchR
     run = read_run(Path(run_dir))
     if write:
         write_front(run.run_dir, run.front)
-    return SearchResult(run.run_dir, run.config, run.trials, run.front)
+    return SearchResult(run.run_dir, run.config, run.trials, run.front, ranking=run.ranking)

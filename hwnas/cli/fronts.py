@@ -11,6 +11,7 @@ from rich.table import Table
 from hwnas.console import print_line, print_table
 from hwnas.objectives.noise import interval
 from hwnas.objectives.pareto import HV_NAME
+from hwnas.objectives.ranking import ranking_line
 
 #: Share of noisy measurements, or of tied front members, above which a run gets a warning.
 NOISY_SHARE = 0.25
@@ -53,6 +54,9 @@ def print_front(console: Console, result: Any) -> None:
     print_table(console, table, "genotype", [t.genotype.spec for t in front.members])
     for line in noise_advice(front):
         print_line(console, line)
+    ranking = getattr(result, "ranking", None)
+    if ranking is not None:  # a supernet run: how far its one-shot ranking agreed with training
+        print_line(console, ranking_line(ranking))
     print_line(
         console,
         f"* knee point. Files: {result.run_dir / 'front.csv'}, {result.run_dir / 'front.json'}",

@@ -16,6 +16,7 @@ from hwnas.config import dumps_toml, format_duration
 from hwnas.errors import HwnasError
 from hwnas.lineage import describe_transfer
 from hwnas.objectives.pareto import HV_DEFINITION, HV_NAME
+from hwnas.objectives.ranking import ranking_line
 from hwnas.plot.data import RunData, format_number
 from hwnas.plot.render import render_plots
 from hwnas.report.html import (
@@ -70,6 +71,8 @@ def _summary(run: RunData) -> str:
         ("knee", f"trial {knee.number}" if knee is not None else "–"),
         (HV_NAME, f"{front.hypervolume:.4f} ({HV_DEFINITION})"),
     ]
+    if run.ranking is not None:  # a supernet run: how far to trust its one-shot ranking
+        rows.append(("one-shot ranking", ranking_line(run.ranking).split(": ", 1)[1]))
     table = "<table>\n" + "\n".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows)
     return table + "\n</table>\n" + _failures(run.trials)
 

@@ -77,6 +77,14 @@ def _trained_accuracy(trial: Trial) -> float | None:
     return None
 
 
+def oneshot_accuracy(trial: Trial) -> float | None:
+    """The one-shot accuracy (%) the supernet gave the trial's candidate, if it came from one
+    (``oneshot_accuracy``; ENAS's candidates carry ``one_shot_accuracy``)."""
+    info = trial.candidate.info or {}
+    value = info.get("oneshot_accuracy", info.get("one_shot_accuracy"))
+    return None if value is None else float(value)
+
+
 class SupernetStrategy(Strategy):
     """The shared machinery; subclasses choose the relaxation and the architecture loss."""
 
@@ -181,20 +189,21 @@ class SupernetStrategy(Strategy):
     def tell(self, trials: Sequence[Trial]) -> None:
         """The front comes from the supernet; results only grade its ranking: Kendall tau of
         the candidates' one-shot accuracy against their trained accuracy (event
-        ``supernet_ranking``, updated as results come in)."""
-        from hwnas.search.supernet.ranking import ranking_summary
+        ``supernet_ranking``, updated as results come in; the last one is the run's, shown by
+        ``hwnas search``, ``hwnas front`` and the report)."""
+        from hwnas.objectives.ranking import RANKING_EVENT, ranking_summary
 
         added = False
         for trial in trials:
-            oneshot = trial.candidate.info.get("oneshot_accuracy")
+            oneshot = oneshot_accuracy(trial)
             trained = _trained_accuracy(trial)
             if oneshot is not None and trained is not None:
-                self._ranked[trial.genotype.key()] = (float(oneshot), trained)
+                self._ranked[trial.genotype.key()] = (oneshot, trained)
                 added = True
         if added and len(self._ranked) >= 3:
             oneshot, trained = zip(*self._ranked.values())
             self.log_event(
-                "supernet_ranking",
+                RANKING_EVENT,
                 **ranking_summary(oneshot, trained),
                 basis="fine-tuned from the supernet" if self.finetune else "trained alone",
             )
