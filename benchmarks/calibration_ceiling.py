@@ -18,9 +18,9 @@ computed rather than measured, give them identical latencies: checked here). Fro
   log ratios by EM (one scale per network, or one per measurement), and what a predictor that
   knows the noise-free latency scores against single measurements (share, and Kendall tau over
   the table's spread of latencies, simulated);
-- hwnas's transfer calibration (and the naive transfer) with ``--samples`` measurements scored
-  against the single measurement and against the pair's mean (noise halved), on the paired
-  cells outside the samples.
+- hwnas's transfer calibration (with and without denoised columns) and the naive transfer with
+  ``--samples`` measurements, scored against the single measurement and against the pair's
+  mean (noise halved), on the paired cells outside the samples.
 
 The same figures are printed for the looser grouping "same function, same operations"
 (``function_key`` and the multiset of operations): those cells are wired differently, and the
@@ -150,6 +150,8 @@ def calibration(
     from hwnas.profilers.transfer import (
         KnownDevices,
         TransferPredictor,
+        architecture_features,
+        denoise,
         fit_predict,
         op_counts,
         sample_rows,
@@ -158,7 +160,10 @@ def calibration(
 
     space = NB201Space()
     specs = tuple(table["arch_str"])
-    counts = op_counts(space, [Genotype("nb201", s) for s in specs])
+    genotypes = [Genotype("nb201", s) for s in specs]
+    counts = op_counts(space, genotypes)
+    everything = KnownDevices(specs=specs, columns={c: table[c] for c in COLUMNS})
+    denoised = dict(zip(COLUMNS, denoise(everything, architecture_features(space, genotypes)).T))
     paired = np.concatenate(pairs)
     partner = np.empty(len(specs), dtype=int)
     for a, b in pairs:
@@ -184,11 +189,23 @@ def calibration(
             cells = paired[out[paired] & out[partner[paired]]]
             denoised = (y[cells] + y[partner[cells]]) / 2
             predictor = TransferPredictor(
+                known=rest,
+                counts=counts,
+                samples=rows,
+                measured=y[rows],
+                seed=draw,
+                denoised=np.stack([denoised[c] for c in COLUMNS if c != column], axis=1),
+            )
+            before = TransferPredictor(
                 known=rest, counts=counts, samples=rows, measured=y[rows], seed=draw
             )
-            everything = np.arange(len(y))
-            naive = fit_predict("transfer", rows, y[rows], everything, others=others, counts=counts)
-            for name, p in (("hwnas transfer", predictor.predict_all()), ("naive transfer", naive)):
+            every = np.arange(len(y))
+            naive = fit_predict("transfer", rows, y[rows], every, others=others, counts=counts)
+            for name, p in (
+                ("hwnas transfer", predictor.predict_all()),
+                ("hwnas, raw columns only", before.predict_all()),
+                ("naive transfer", naive),
+            ):
                 scores[name].append(
                     [
                         (tau(p[out], y[out]), within(p[out], y[out])),
@@ -215,7 +232,8 @@ def main() -> None:
         f"{os.getloadavg()[0]:.1f}; command: {' '.join(sys.argv)}"
     )
     with args.csv.open() as f:
-        rows = list(csv.DictReader(f))
+        # In hwnas.profilers.transfer.load_known's order, so draws match remote_devices.py's.
+        rows = sorted(csv.DictReader(f), key=lambda r: r["arch_str"])
     table: dict[str, np.ndarray] = {c: np.array([float(r[c]) for r in rows]) for c in COLUMNS}
     table["arch_str"] = np.array([r["arch_str"] for r in rows])
     space = NB201Space()
