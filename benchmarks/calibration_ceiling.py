@@ -187,7 +187,7 @@ def calibration(
             out = np.ones(len(y), dtype=bool)
             out[rows] = False
             cells = paired[out[paired] & out[partner[paired]]]
-            denoised = (y[cells] + y[partner[cells]]) / 2
+            pair_mean = (y[cells] + y[partner[cells]]) / 2
             predictor = TransferPredictor(
                 known=rest,
                 counts=counts,
@@ -210,7 +210,7 @@ def calibration(
                     [
                         (tau(p[out], y[out]), within(p[out], y[out])),
                         (tau(p[cells], y[cells]), within(p[cells], y[cells])),
-                        (tau(p[cells], denoised), within(p[cells], denoised)),
+                        (tau(p[cells], pair_mean), within(p[cells], pair_mean)),
                     ]
                 )
         for name, s in scores.items():
