@@ -3,17 +3,18 @@ same network.
 
 HW-NAS-Bench measured every NB201 cell separately, including the 1,500 pairs of cells that are
 one network with nodes 1 and 2 numbered the other way round (``NB201Space.network_key``). The
-two measurements of such a pair differ only by measurement noise (FPGA and Eyeriss, which are
-computed rather than measured, give them identical latencies: checked here). From the pairs:
+two measurements of such a pair differ only by measurement noise (FPGA and Eyeriss give them
+identical latencies: checked here; those columns depend on the operations only). From the pairs:
 
 - the *leave-one-out oracle*: each cell predicted by the other member of its group (median and
   mean of the others), share within +-10% and Kendall tau;
 - the *hindsight ceiling*: for each group, the one value that puts the most members within
   +-10% (what any predictor that gives one network one latency can reach at best on them), and
   the bound it implies for the whole table (every cell outside a group counted as a hit);
-- the *independence bound*: if the two measurements of a network are independent draws, a
-  predictor giving the network one value hits both with probability p^2 <= P(|log y1 - log y2|
-  <= log(11/9)), so the expected share is at most sqrt(that share of pairs);
+- the *independence bound*: if the two measurements of a network are independent draws from
+  one distribution, a predictor giving the network one value hits both with probability
+  p^2 <= P(|log y1 - log y2| <= log(11/9)), so the expected share is at most sqrt(that share
+  of pairs);
 - a *noise-model estimate*: a scale mixture of normals for the log noise, fitted to the pairs'
   log ratios by EM (one scale per network, or one per measurement), and what a predictor that
   knows the noise-free latency scores against single measurements (share, and Kendall tau over
