@@ -7,15 +7,23 @@ same form. With ``n`` architectures measured on the new device, a few small mode
 
 * ``counts``: how often each operation occurs (no transfer; additive devices such as
   accelerators are nearly exact with it),
+* ``denoised``: a power law of the other devices' *denoised* latencies: each known device's
+  column predicted from the architecture alone (gradient-boosted trees fitted on the whole
+  column, :func:`denoise`). A measured column carries each architecture's measurement noise
+  (HW-NAS-Bench's phones time the same network twice more than 10% apart in 29-39% of cases),
+  which a transfer from the raw column passes on; the denoised column keeps what the
+  architecture explains,
 * ``transfer``: the other devices' latencies, linearly (the naive transfer),
 * ``transfer+counts``: both, ridge-regularised,
-* ``loglog`` and ``loglog+counts``: the same in log space (power laws between devices).
+* ``loglog``, ``loglog+counts`` and ``denoised+counts``: in log space (power laws between
+  devices).
 
 The simplest one whose leave-one-out error on the ``n`` measurements is within a standard
 error of the lowest is chosen (the one-standard-error rule); its own
 error is measured by nested cross-validation (the choice is made again without each fold),
 so the stored fidelity is a held-out figure, like :mod:`hwnas.profilers.predictor`'s.
-Everything is a few least-squares fits: no model is stored, the file keeps the measurements.
+Everything is a few least-squares fits on top of the denoised columns (refitted from the
+known tables, deterministically): no model is stored, the file keeps the measurements.
 """
 
 from __future__ import annotations
@@ -43,13 +51,24 @@ __all__ = [
     "NO_TRANSFER",
     "KnownDevices",
     "TransferPredictor",
+    "denoise",
     "fit_predict",
     "load_known",
     "op_counts",
 ]
 
-#: From the simplest to the richest: on a tie the simpler one is chosen.
-MODELS = ("transfer", "loglog", "counts", "loglog+counts", "transfer+counts")
+#: From the simplest to the richest: on a tie the simpler one is chosen. The ``denoised`` kinds
+#: take part when the predictor is given denoised columns.
+MODELS = (
+    "denoised",
+    "counts",
+    "transfer",
+    "loglog",
+    "denoised+counts",
+    "loglog+counts",
+    "transfer+counts",
+)
+DENOISED = ("denoised", "denoised+counts")
 #: Models that use no other device: the comparison for what transfer buys.
 NO_TRANSFER = ("counts", "onehot")
 _RIDGE_ALPHAS = np.logspace(-4, 3, 15)
@@ -111,9 +130,42 @@ def op_counts(space: SearchSpace, genotypes: Sequence[Genotype]) -> np.ndarray:
     return np.array([[row.count(n) for n in names] for row in rows], dtype=float)
 
 
+def denoise(known: KnownDevices, features: np.ndarray, *, seed: int = 0) -> np.ndarray:
+    """Each known device's latency (ms) as the architecture alone predicts it, in
+    ``known.matrix()`` column order: gradient-boosted trees on log latency, fitted on the whole
+    column (every row of ``features`` is an architecture of ``known.specs``). Uses the known
+    devices only, so held-out figures of a new device stay held out."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    _, matrix = known.matrix()
+    out = np.empty_like(matrix)
+    for j in range(matrix.shape[1]):
+        model = HistGradientBoostingRegressor(max_iter=300, random_state=seed)
+        out[:, j] = np.exp(model.fit(features, np.log(matrix[:, j])).predict(features))
+    return out
+
+
+def architecture_features(space: SearchSpace, genotypes: Sequence[Genotype]) -> np.ndarray:
+    """What :func:`denoise` learns from: the space's predictor features and the op counts."""
+    encoded = np.array([space.predictor_features(g) for g in genotypes], dtype=float)
+    return np.hstack([encoded, op_counts(space, genotypes)])
+
+
 # -- the models -----------------------------------------------------------------------------
-def _design(kind: str, others: np.ndarray, counts: np.ndarray, onehot: np.ndarray | None):
+def _design(
+    kind: str,
+    others: np.ndarray,
+    counts: np.ndarray,
+    onehot: np.ndarray | None,
+    denoised: np.ndarray | None,
+):
     """(features, ridge?, log target?) of a model kind."""
+    if kind.startswith("denoised"):
+        assert denoised is not None
+        if kind == "denoised":
+            return np.log(denoised), False, True
+        if kind == "denoised+counts":
+            return np.hstack([np.log(denoised), counts]), True, True
     if kind == "counts":
         return counts, True, False
     if kind == "onehot":
@@ -157,10 +209,11 @@ def fit_predict(
     others: np.ndarray,
     counts: np.ndarray,
     onehot: np.ndarray | None = None,
+    denoised: np.ndarray | None = None,
 ) -> np.ndarray:
     """Milliseconds at ``rows`` of model ``kind`` fitted on ``measured`` at ``train``
     (row indices into ``others`` / ``counts``)."""
-    x, ridge, log = _design(kind, others, counts, onehot)
+    x, ridge, log = _design(kind, others, counts, onehot, denoised)
     return _fit(x[train], measured, ridge, log, x[rows])
 
 
@@ -189,7 +242,8 @@ def choose(
 class TransferPredictor:
     """A new device's latency (ms) for every architecture of ``known``, from ``measured`` at
     the rows ``samples``. ``report`` holds the chosen model, every model's leave-one-out MAPE
-    and the nested cross-validated fidelity (within +-10%, +-5%, MAPE, Kendall tau)."""
+    and the nested cross-validated fidelity (within +-10%, +-5%, MAPE, Kendall tau).
+    ``denoised`` (:func:`denoise` of ``known``) adds the ``denoised`` kinds to ``models``."""
 
     def __init__(
         self,
@@ -201,6 +255,7 @@ class TransferPredictor:
         models: Sequence[str] = MODELS,
         folds: int = 5,
         seed: int = 0,
+        denoised: np.ndarray | None = None,
     ) -> None:
         y = np.asarray(measured, dtype=float)
         if len(samples) != len(y) or len(y) < 5:
@@ -210,15 +265,18 @@ class TransferPredictor:
         self.known = known
         self.samples = np.asarray(samples, dtype=int)
         self.measured = y
-        self.models = tuple(models)
         self.names, others = known.matrix()
-        self._features = {"others": others, "counts": counts}
+        if denoised is None:
+            models = [m for m in models if m not in DENOISED]
+        self.models = tuple(models)
+        self._features = {"others": others, "counts": counts, "denoised": denoised}
         self.kind, scores = choose(self.samples, y, self.models, **self._features)
         self.report: dict[str, Any] = {"model": self.kind, "cv_mape": scores}
         self.report["predictor"] = fidelity(self._nested(folds, seed), y)
         self.report["method"] = f"{folds}-fold nested cross-validation over the measurements"
         self.report["n_train"] = len(y)
         self.report["known_devices"] = self.names
+        self.report["denoised"] = denoised is not None
 
     def _nested(self, folds: int, seed: int) -> np.ndarray:
         """Out-of-fold predictions, the model chosen again without each fold."""
@@ -319,6 +377,7 @@ def calibrate_transfer(
         samples=rows,
         measured=[m.value for m in measured],
         seed=seed,
+        denoised=denoise(known, architecture_features(space, every)),
     )
     predicted = predictor.predict_all()
     if out is None:

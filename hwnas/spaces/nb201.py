@@ -167,6 +167,23 @@ class NB201Space(CategoricalSpace):
         """
         return cell_function(self.choices(genotype)).key
 
+    def network_key(self, genotype: Genotype) -> str:
+        """The network up to renumbering its nodes: equal keys exactly for cells that are the
+        same graph of the same operations (a ``none`` edge counts as no edge). The only
+        renumbering an NB201 cell admits swaps nodes 1 and 2, which maps the cell onto another
+        one when edge 2<-1 is ``none``; the key is the smaller of the two architecture strings.
+
+        Stricter than :meth:`function_key` (which also merges cells wired differently): two
+        cells with equal keys run the same operations on the same tensors, so a device times
+        them alike up to measurement noise (NAS-Bench-201 and HW-NAS-Bench measured each
+        separately).
+        """
+        a, b, between, c, d, e = self.choices(genotype)
+        own = self.to_spec([a, b, between, c, d, e])
+        if between != "none":  # edge 1->2 has no image 2->1: no renumbering preserves the graph
+            return own
+        return min(own, self.to_spec([b, a, between, c, e, d]))
+
     def layers(self, genotype: Genotype) -> list[LayerInfo]:
         """The six cell edges in arch-string order (width of the first stage)."""
         self.validate(genotype)

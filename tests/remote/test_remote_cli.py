@@ -200,6 +200,7 @@ def test_calibrate_by_transfer_on_a_board_then_search(servers, tmp_path: Path) -
     assert record["column"] == "lat_myboard_ms" and len(record["samples"]) == 6
     assert {s["board"] for s in record["samples"]} == {"board-a"}
     assert {"within_10", "kendall_tau", "mape"} <= set(record["fidelity"]["predictor"])
+    assert record["fidelity"]["denoised"] is True
     header = out.read_text().splitlines()[0].split(",")
     assert header[0] == "arch_str" and header[-1] == "lat_myboard_ms"
     assert len(out.read_text().splitlines()) == 15625 + 1
