@@ -133,6 +133,9 @@ def _frozen(model: nn.Module) -> Iterator[None]:
 class SupernetTrainer:
     """Trains one supernet with ``len(heads)`` theta heads (see the module docstring)."""
 
+    #: RobustDARTS's early stopping (robust=hessian-es); None for the other remedies.
+    early: EarlyStop | None = None
+
     def __init__(
         self,
         *,
@@ -175,7 +178,6 @@ class SupernetTrainer:
         self.epoch = 0
         self.train_seconds = 0.0
         self._epsilon = 0.0
-        self.early: EarlyStop | None = None  # RobustDARTS's early stopping (robust=hessian-es)
         if settings.robust == "hessian-es":
             self.early = EarlyStop(len(self.heads), settings.es_window, settings.es_ratio)
         self.fingerprint = self._fingerprint()
