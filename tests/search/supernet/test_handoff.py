@@ -112,3 +112,14 @@ def test_the_pool_skips_known_duplicate_and_degenerate_cells():
     assert pool.add([1] * 6, probs, info)
     assert not pool.add([1] * 6, probs, info)  # a duplicate
     assert len(pool.members) == 1
+
+
+def test_a_cell_is_degenerate_exactly_when_no_path_reaches_its_output():
+    space = make_space("nb201", CELL)
+    cut = "|skip_connect~0|+|nor_conv_3x3~0|skip_connect~1|+|none~0|none~1|none~2|"
+    late = "|none~0|+|none~0|none~1|+|none~0|none~1|avg_pool_3x3~2|"  # node 2 receives nothing
+    through = "|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"
+    assert space.is_degenerate(space.parse(cut))
+    assert space.is_degenerate(space.parse(late))
+    assert not space.is_degenerate(space.parse(through))
+    assert not space.is_degenerate(space.from_indices([OPS.index("nor_conv_1x1")] * 6))
