@@ -1,11 +1,14 @@
-"""DARTS's collapse with and without SDARTS random smoothing, on the nb201 cell space on digits.
+"""DARTS's collapse with and without a remedy, on the nb201 cell space on digits.
 
 For each seed, DARTS (softmax relaxation, all paths, an accuracy-only head) trains one
-supernet plainly and one with ``robust=sdarts-rs``; the derived cell's share of skip
-connections and of parameter-free operations is read after every epoch (the
-``supernet_collapse`` event of a search), and the final derived cell is trained alone briefly.
+supernet per remedy: plainly (``none``), with SDARTS random smoothing (``sdarts-rs``) and with
+RobustDARTS's early stopping on the dominant Hessian eigenvalue (``hessian-es``, whose derived
+cell is that of the epoch it returned to); the derived cell's share of skip connections and of
+parameter-free operations is read after every epoch (the ``supernet_collapse`` event of a
+search), and the final derived cell is trained alone briefly.
 
     OMP_NUM_THREADS=1 python benchmarks/darts_collapse.py --epochs 10 --seeds 0 1 2
+    OMP_NUM_THREADS=1 python benchmarks/darts_collapse.py --remedies none hessian-es
     OMP_NUM_THREADS=1 python benchmarks/darts_collapse.py --smoke
 """
 
@@ -36,18 +39,27 @@ def run(robust: str, epochs: int, seed: int, data: Any, standalone_epochs: float
     )
     terms = cell_counted_terms(space, ["params"], num_classes=10, input_shape=data.input_shape)
     history: list[dict] = []
+    events: list[tuple[str, dict]] = []
+
+    def log(kind: str, **data: Any) -> None:
+        events.append((kind, data))
+        if kind == "supernet_collapse":
+            history.append(data["heads"][0])
+
     settings = SupernetSettings(
         epochs=epochs, warmup_epochs=1, relaxation="softmax", paths="full", theta_lr=0.05,
         lr=0.05, seed=seed, robust=robust,
     )  # fmt: skip
     trainer = SupernetTrainer(
-        task=task, costs=CostSet(terms), heads=[PenaltyLoss(0.0)], settings=settings,
-        log=lambda kind, **d: history.append(d["heads"][0]) if kind == "supernet_collapse" else None,
-    )  # fmt: skip
+        task=task, costs=CostSet(terms), heads=[PenaltyLoss(0.0)], settings=settings, log=log
+    )
     started = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - started
     cell = space.from_indices(trainer.argmax(0))
+    final = trainer.head_summaries()[0]["collapse"]  # after an early stop: the restored logits
+    eigen = [d.get("hessian_eigenvalues", [None])[0] for k, d in events if k == "supernet_epoch"]
+    stopped = [d for k, d in events if k == "supernet_early_stop"]
     torch.manual_seed(seed)
     model = space.build(cell, num_classes=10, in_channels=data.input_shape[0])
     alone = train(model, data, TrainSettings(epochs=standalone_epochs, batch_size=32, lr=0.05),
@@ -56,6 +68,10 @@ def run(robust: str, epochs: int, seed: int, data: Any, standalone_epochs: float
         "robust": robust, "seed": seed, "supernet_s": round(seconds, 1), "cell": cell.spec,
         "skip_share": [round(h["skip_share"], 3) for h in history],
         "parameter_free_share": [round(h["parameter_free_share"], 3) for h in history],
+        "final_skip_share": round(final["skip_share"], 3),
+        "final_parameter_free_share": round(final["parameter_free_share"], 3),
+        "epochs_trained": trainer.epoch, "early_stop": stopped[0] if stopped else None,
+        "hessian_eigenvalues": eigen,
         "standalone_accuracy": round(float(alone.accuracy), 2),
     }  # fmt: skip
 
@@ -65,25 +81,26 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--standalone-epochs", type=float, default=3.0)
+    parser.add_argument("--remedies", nargs="+", default=["none", "sdarts-rs", "hessian-es"])
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.smoke:
-        args.epochs, args.seeds, args.standalone_epochs = 2, [0], 0.2
+        args.epochs, args.seeds, args.standalone_epochs = 3, [0], 0.2
     from hwnas.training.datasets.catalog import load_dataset
 
     data = load_dataset("digits", seed=0)
     rows = []
     for seed in args.seeds:
-        for robust in ("none", "sdarts-rs"):
+        for robust in args.remedies:
             row = run(robust, args.epochs, seed, data, args.standalone_epochs)
             rows.append(row)
             print(json.dumps(row), flush=True)
-    for robust in ("none", "sdarts-rs"):
+    for robust in args.remedies:
         mine = [r for r in rows if r["robust"] == robust]
-        skip = sum(r["skip_share"][-1] for r in mine) / len(mine)
-        free = sum(r["parameter_free_share"][-1] for r in mine) / len(mine)
+        skip = sum(r["final_skip_share"] for r in mine) / len(mine)
+        free = sum(r["final_parameter_free_share"] for r in mine) / len(mine)
         acc = sum(r["standalone_accuracy"] for r in mine) / len(mine)
         print(f"{robust:10s} final skip share {skip:.2f}, parameter-free share {free:.2f}, "
               f"derived cell alone {acc:.1f}% (mean of {len(mine)} seeds)")  # fmt: skip

@@ -184,6 +184,11 @@ class NB201Space(CategoricalSpace):
             return own
         return min(own, self.to_spec([b, a, between, c, e, d]))
 
+    def is_degenerate(self, genotype: Genotype) -> bool:
+        """True when no path joins the cell's input to its output: the network's prediction
+        then does not depend on the image (``function_key`` is ``zero``)."""
+        return self.function_key(genotype) == "zero"
+
     def layers(self, genotype: Genotype) -> list[LayerInfo]:
         """The six cell edges in arch-string order (width of the first stage)."""
         self.validate(genotype)

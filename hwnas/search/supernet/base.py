@@ -112,6 +112,7 @@ class SupernetStrategy(Strategy):
         theta_heads: str = "all",
         finetune: bool = True,
         build_lut: bool = True,
+        handoff: str = "bands",
     ) -> None:
         super().__init__(space=space, objectives=objectives, constraints=constraints, seed=seed)
         self.epochs = _whole("epochs", epochs, low=1, optional=True)
@@ -145,9 +146,18 @@ class SupernetStrategy(Strategy):
             raise ValueError("finetune and build_lut must be true or false")
         self.finetune = finetune
         self.build_lut = build_lut
+        from hwnas.search.supernet.handoff import HANDOFFS
+
+        if handoff not in HANDOFFS:
+            raise ValueError(
+                f"handoff must be bands (one candidate per cost band) or pareto (the heads' "
+                f"arg-maxes, then the predicted front), got {handoff!r}"
+            )
+        self.handoff = handoff
         self._queue: list[Candidate] | None = None
         self._ranked: dict[str, tuple[float, float]] = {}
         self.robust, self.robust_epsilon = "none", 0.3  # a collapse remedy (darts, snas)
+        self.es_window, self.es_ratio = 2, 0.75  # robust=hessian-es
         self.trainer: SupernetTrainer | None = None
 
     def _cost_metrics(self, cost: str | Sequence[str] | None) -> list[str] | None:
@@ -303,6 +313,8 @@ class SupernetStrategy(Strategy):
             robust=self.robust,
             robust_epsilon=self.robust_epsilon,
             theta_heads=self.theta_heads,
+            es_window=self.es_window,
+            es_ratio=self.es_ratio,
         )
 
     def _costs(self, task: SupernetTask) -> CostSet:
@@ -385,63 +397,50 @@ class SupernetStrategy(Strategy):
 
     # -- the front --------------------------------------------------------------------------
     def _derive(self, trainer: SupernetTrainer, costs: CostSet) -> list[Candidate]:
-        """A pool of each head's most likely architecture and samples of its distribution
-        (``pool_per_head``), of which ``heads x samples_per_head`` are handed off: the heads'
-        arg-maxes, then the predicted front's most spread-out members (see
-        :mod:`hwnas.search.supernet.handoff`)."""
+        """A pool of proposals, of which ``heads x samples_per_head`` are handed off: one per
+        cost band (``handoff=bands``) or the heads' arg-maxes, then the predicted front's most
+        spread-out members (``pareto``); see :mod:`hwnas.search.supernet.handoff`."""
         import numpy as np
 
-        from hwnas.search.supernet.handoff import handoff_order
+        from hwnas.search.supernet.handoff import Pool, band_of, band_picks, handoff_order
         from hwnas.search.supernet.ranking import oneshot_accuracies
 
-        seen = set(self.known)
-        # Cells that compute the same function (e.g. every disconnected nb201 cell) are one
-        # proposal: duplicates only crowd the hand-off.
-        function_key = getattr(self.space, "function_key", lambda g: g.key())
-        functions: set[str] = set()
-        pool: list[tuple[Genotype, dict[str, Any]]] = []
-        for h, head in enumerate(trainer.heads):
-            probs = trainer.probabilities(h)
-            proposal, kind = trainer.argmax(h), "argmax"
-            drawn = tries = 0
-            while drawn < self.pool_per_head and tries < 50 * self.pool_per_head:
-                tries += 1
-                genotype = self.space.from_indices(proposal)  # type: ignore[attr-defined]
-                if genotype.key() not in seen and function_key(genotype) not in functions:
-                    seen.add(genotype.key())
-                    functions.add(function_key(genotype))
-                    drawn += 1
-                    pool.append((genotype, {
-                        "head": h,
-                        "tradeoff": head.tradeoff,
-                        "draw": kind,
-                        "log_prob": float(sum(np.log(p[j]) for p, j in zip(probs, proposal))),
-                        "predicted": costs.describe(proposal),
-                    }))  # fmt: skip
-                # Every other draw mixes the head's distribution half and half with the uniform
-                # one: a collapsed head's samples all cost the same, the front needs a spread.
-                kind = "sample" if tries % 2 else "explore"
-                mixed = probs if kind == "sample" else [0.5 * p + 0.5 / len(p) for p in probs]
-                proposal = [int(self.rng.choice(len(p), p=p / p.sum())) for p in mixed]
+        n = len(trainer.heads) * self.samples_per_head
+        heads = [trainer.probabilities(h) for h in range(len(trainer.heads))]
+        tradeoffs = [head.tradeoff for head in trainer.heads]
+        pool = Pool(self.space, costs, seen=set(self.known))
+        for h, probs in enumerate(heads):
+            pool.add(trainer.argmax(h), probs, {"head": h, "tradeoff": tradeoffs[h],
+                                                "draw": "argmax"})  # fmt: skip
+        if self.handoff == "bands":
+            per_band = max(1, math.ceil(len(heads) * self.pool_per_head / n))
+            pool.draw_bands(heads, tradeoffs, n, per_band, self.rng)
+        else:
+            pool.draw_heads(heads, tradeoffs, self.pool_per_head, self.rng)
+        members = pool.members
         # One-shot accuracy (the path with the shared weights): ranks the pool with the
         # predicted costs, and is graded against the trained accuracy in tell().
-        scores = oneshot_accuracies(trainer, [g for g, _ in pool], seed=self.seed)
+        scores = oneshot_accuracies(trainer, [g for g, _ in members], seed=self.seed)
         F = np.array(
-            [[-s, *info["predicted"].values()] for (_, info), s in zip(pool, scores)], dtype=float
-        ).reshape(len(pool), -1)
-        # Every head's arg-max (its trade-off's answer) first, then the spread-out rest.
-        argmaxes = [i for i, (_, info) in enumerate(pool) if info["draw"] == "argmax"]
-        rest = [i for i in handoff_order(F) if i not in argmaxes]
-        order = (argmaxes + rest)[: len(trainer.heads) * self.samples_per_head]
+            [[-s, *info["predicted"].values()] for (_, info), s in zip(members, scores)],
+            dtype=float,
+        ).reshape(len(members), -1)
+        if self.handoff == "bands":
+            bands = [band_of(info["cost_fraction"], n) for _, info in members]
+            order = band_picks(bands, scores, n, n, F)
+        else:  # every head's arg-max (its trade-off's answer) first, then the spread-out rest
+            argmaxes = [i for i, (_, info) in enumerate(members) if info["draw"] == "argmax"]
+            order = (argmaxes + [i for i in handoff_order(F) if i not in argmaxes])[:n]
         candidates = [
-            self._candidate(trainer, pool[i][0],
-                            {**pool[i][1], "oneshot_accuracy": round(scores[i], 4)})
+            self._candidate(trainer, members[i][0],
+                            {**members[i][1], "oneshot_accuracy": round(scores[i], 4)})
             for i in order
         ]  # fmt: skip
         self.log_event(
             "supernet_front",
             candidates=[{"genotype": c.genotype.spec, **c.info} for c in candidates],
-            pool=len(pool),
+            pool=len(members),
+            handoff=self.handoff,
             train_seconds=round(trainer.train_seconds, 3),
         )
         return candidates

@@ -7,7 +7,10 @@ weights are trained for a neighbourhood of theta rather than for theta alone. Th
 validation loss around theta (a smaller dominant Hessian eigenvalue, which RobustDARTS found to
 go with collapse), and the derived architecture keeps its parametric operations. ``eps`` grows
 linearly from 0.03 to ``robust_epsilon`` (SDARTS: 0.3) over the epochs, as in the authors' code.
-``none`` keeps plain training.
+``hessian-es`` (Zela et al. 2020, RobustDARTS's DARTS-ES) trains plainly but stops a head's
+search when the dominant Hessian eigenvalue of its validation loss grows, keeping the logits of
+``es_window`` epochs earlier (:mod:`hwnas.search.supernet.hessian`). ``none`` keeps plain
+training.
 """
 
 from __future__ import annotations
@@ -18,13 +21,13 @@ import torch
 
 __all__ = ["ROBUST", "perturb", "robust_epsilon"]
 
-ROBUST = ("none", "sdarts-rs")
+ROBUST = ("none", "sdarts-rs", "hessian-es")
 _EPS_START = 0.03
 
 
 def robust_epsilon(kind: str, maximum: float, epoch: int, epochs: int) -> float:
-    """The perturbation bound of ``epoch`` (0-based); 0 without a remedy."""
-    if kind == "none":
+    """The perturbation bound of ``epoch`` (0-based); 0 without random smoothing."""
+    if kind != "sdarts-rs":
         return 0.0
     start = min(_EPS_START, maximum)
     return start + (maximum - start) * epoch / max(1, epochs - 1)

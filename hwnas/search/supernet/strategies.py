@@ -12,7 +12,7 @@ from hwnas.spaces.base import SearchSpace
 if TYPE_CHECKING:
     from hwnas.search.supernet.costs import CostSet
     from hwnas.search.supernet.losses import HeadLoss
-from hwnas.search.supernet.base import SupernetStrategy, _number, _numbers
+from hwnas.search.supernet.base import SupernetStrategy, _number, _numbers, _whole
 
 __all__ = ["DARTSSearch", "FBNetSearch", "SNASSearch", "SqueezeNASSearch"]
 
@@ -46,6 +46,7 @@ class FBNetSearch(SupernetStrategy):
         theta_heads: str = "all",
         finetune: bool = True,
         build_lut: bool = True,
+        handoff: str = "bands",
     ) -> None:
         super().__init__(
             space=space, objectives=objectives, constraints=constraints, seed=seed,
@@ -53,7 +54,7 @@ class FBNetSearch(SupernetStrategy):
             temperature_decay=temperature_decay, theta_lr=theta_lr, paths=paths, cost=cost,
             cost_weights=cost_weights, samples_per_head=samples_per_head,
             pool_per_head=pool_per_head, theta_heads=theta_heads, finetune=finetune,
-            build_lut=build_lut,
+            build_lut=build_lut, handoff=handoff,
         )  # fmt: skip
         self.alpha = _number("alpha", alpha, positive=True)
         self.betas = _numbers("betas", betas)
@@ -98,6 +99,7 @@ class SqueezeNASSearch(SupernetStrategy):
         theta_heads: str = "all",
         finetune: bool = True,
         build_lut: bool = True,
+        handoff: str = "bands",
     ) -> None:
         super().__init__(
             space=space, objectives=objectives, constraints=constraints, seed=seed,
@@ -105,7 +107,7 @@ class SqueezeNASSearch(SupernetStrategy):
             temperature_decay=temperature_decay, theta_lr=theta_lr, paths=paths, cost=cost,
             cost_weights=cost_weights, samples_per_head=samples_per_head,
             pool_per_head=pool_per_head, theta_heads=theta_heads, finetune=finetune,
-            build_lut=build_lut,
+            build_lut=build_lut, handoff=handoff,
         )  # fmt: skip
         self.targets = _numbers("targets", targets)
         if any(not 0 <= t <= 1 for t in self.targets):
@@ -133,6 +135,8 @@ class _PenaltySearch(SupernetStrategy):
         lambdas: Sequence[float] = (0.0, 0.1, 0.3, 1.0, 3.0),
         robust: str = "none",
         robust_epsilon: float = 0.3,
+        es_window: int = 2,
+        es_ratio: float = 0.75,
         epochs: int | None = None,
         warmup_epochs: int | None = None,
         temperature: float = 5.0,
@@ -146,6 +150,7 @@ class _PenaltySearch(SupernetStrategy):
         theta_heads: str = "all",
         finetune: bool = True,
         build_lut: bool = True,
+        handoff: str = "bands",
     ) -> None:
         super().__init__(
             space=space, objectives=objectives, constraints=constraints, seed=seed,
@@ -153,7 +158,7 @@ class _PenaltySearch(SupernetStrategy):
             temperature_decay=temperature_decay, theta_lr=theta_lr, paths=paths, cost=cost,
             cost_weights=cost_weights, samples_per_head=samples_per_head,
             pool_per_head=pool_per_head, theta_heads=theta_heads, finetune=finetune,
-            build_lut=build_lut,
+            build_lut=build_lut, handoff=handoff,
         )  # fmt: skip
         self.lambdas = _numbers("lambdas", lambdas)
         if any(v < 0 for v in self.lambdas):
@@ -163,12 +168,16 @@ class _PenaltySearch(SupernetStrategy):
         if robust not in ROBUST:
             raise ValueError(
                 f"robust must be one of {', '.join(ROBUST)} (sdarts-rs: SDARTS random "
-                f"smoothing against collapse), got {robust!r}"
+                f"smoothing; hessian-es: RobustDARTS's early stopping), got {robust!r}"
             )
         self.robust = robust
         self.robust_epsilon = _number("robust_epsilon", robust_epsilon, positive=True)
         if self.robust_epsilon > 1:
             raise ValueError(f"robust_epsilon must be in (0, 1], got {self.robust_epsilon}")
+        self.es_window = _whole("es_window", es_window, low=1)  # type: ignore[assignment]
+        self.es_ratio = _number("es_ratio", es_ratio)
+        if not 0 < self.es_ratio < 1:
+            raise ValueError(f"es_ratio must be in (0, 1), got {es_ratio!r}")
 
 
 class DARTSSearch(_PenaltySearch):

@@ -32,6 +32,7 @@ from hwnas.errors import ConfigError
 from hwnas.search.supernet.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from hwnas.search.supernet.collapse import collapse_stats
 from hwnas.search.supernet.costs import CostSet
+from hwnas.search.supernet.hessian import EarlyStop, dominant_eigenvalue
 from hwnas.search.supernet.losses import HeadLoss
 from hwnas.search.supernet.relax import PATHS, RELAXATIONS, relax
 from hwnas.search.supernet.robust import ROBUST, perturb, robust_epsilon
@@ -62,6 +63,8 @@ class SupernetSettings:
     robust: str = "none"
     robust_epsilon: float = 0.3
     theta_heads: str = "all"
+    es_window: int = 2
+    es_ratio: float = 0.75
 
     def __post_init__(self) -> None:
         for name in ("epochs", "warmup_epochs"):
@@ -95,6 +98,13 @@ class SupernetSettings:
             raise ConfigError(f"robust must be one of {', '.join(ROBUST)}, not {self.robust!r}")
         if not 0 < self.robust_epsilon <= 1:
             raise ConfigError(f"robust_epsilon must be in (0, 1], not {self.robust_epsilon!r}")
+        if isinstance(self.es_window, bool) or not isinstance(self.es_window, int):
+            raise ConfigError(f"es_window must be a whole number >= 1, not {self.es_window!r}")
+        if self.es_window < 1 or not 0 < self.es_ratio < 1:
+            raise ConfigError(
+                f"es_window must be >= 1 and es_ratio in (0, 1), not {self.es_window!r} and "
+                f"{self.es_ratio!r}"
+            )
 
     def temperature_at(self, epoch: int) -> float:
         return self.temperature * self.temperature_decay**epoch
@@ -122,6 +132,9 @@ def _frozen(model: nn.Module) -> Iterator[None]:
 
 class SupernetTrainer:
     """Trains one supernet with ``len(heads)`` theta heads (see the module docstring)."""
+
+    #: RobustDARTS's early stopping (robust=hessian-es); None for the other remedies.
+    early: EarlyStop | None = None
 
     def __init__(
         self,
@@ -165,6 +178,8 @@ class SupernetTrainer:
         self.epoch = 0
         self.train_seconds = 0.0
         self._epsilon = 0.0
+        if settings.robust == "hessian-es":
+            self.early = EarlyStop(len(self.heads), settings.es_window, settings.es_ratio)
         self.fingerprint = self._fingerprint()
         if checkpoint_dir is not None:
             found = load_checkpoint(checkpoint_dir, fingerprint=self.fingerprint)
@@ -208,6 +223,8 @@ class SupernetTrainer:
         self.schedule.load_state_dict(found.optim["schedule"])
         self.epoch = found.epoch
         self.train_seconds = float(found.meta.get("train_seconds", 0.0))
+        if self.early is not None and "early_stop" in found.meta:
+            self.early = EarlyStop.from_json(found.meta["early_stop"])
 
     def _save(self) -> None:
         if self.checkpoint_dir is None:
@@ -217,19 +234,29 @@ class SupernetTrainer:
             "theta": self.opt_t.state_dict(),
             "schedule": self.schedule.state_dict(),
         }
-        meta = {"fingerprint": self.fingerprint, "train_seconds": self.train_seconds}
+        meta: dict[str, Any] = {
+            "fingerprint": self.fingerprint,
+            "train_seconds": self.train_seconds,
+        }
+        if self.early is not None:
+            meta["early_stop"] = self.early.to_json()
         state = {k: v for k, v in self.model.state_dict().items()}
         save_checkpoint(self.checkpoint_dir, Checkpoint(self.epoch, state, self.theta, optim, meta))
 
     # -- training ---------------------------------------------------------------------------
     @property
     def done(self) -> bool:
-        return self.epoch >= self.settings.epochs
+        return self.epoch >= self.settings.epochs or self.stopped_early
+
+    @property
+    def stopped_early(self) -> bool:
+        """Every head's search was stopped by robust=hessian-es: no epoch is left to train."""
+        return self.early is not None and self.early.all_stopped
 
     def train(self, until: int | None = None) -> None:
         """Train up to epoch ``until`` (default: all epochs), checkpointing after each."""
         last = self.settings.epochs if until is None else min(until, self.settings.epochs)
-        while self.epoch < last:
+        while self.epoch < last and not self.stopped_early:
             started = time.perf_counter()
             stats = self._epoch(self.epoch)
             if self.device.type == "cuda":
@@ -269,6 +296,7 @@ class SupernetTrainer:
                     arch_losses.append(self._theta_step(next(arch_batches), tau, noise, turn))
                 weight_s += split - started
                 theta_s += time.perf_counter() - split
+            hessian = self._early_stop(epoch) if self.early is not None and searching else None
         return {
             "epoch": epoch + 1,
             "temperature": tau,
@@ -277,6 +305,7 @@ class SupernetTrainer:
             "arch_loss": float(np.mean(arch_losses)) if arch_losses else None,
             "weight_step_s": round(weight_s, 3),
             "theta_step_s": round(theta_s, 3),
+            **({"hessian_eigenvalues": hessian} if hessian is not None else {}),
             "heads": self.head_summaries(),
         }
 
@@ -313,6 +342,8 @@ class SupernetTrainer:
         x, y = batch
         total = 0.0
         pairs = list(zip(self.theta, self.heads))
+        if self.early is not None:  # heads stopped by robust=hessian-es keep their logits
+            pairs = [pairs[h] for h in self.early.active]
         if self.settings.theta_heads == "rotate":  # one head per step, in turn: 1/heads the time
             pairs = [pairs[turn % len(pairs)]]
         with _frozen(self.model):
@@ -327,6 +358,38 @@ class SupernetTrainer:
                 self.opt_t.step()
                 total += self._finite(loss, "architecture")
         return total / len(pairs)
+
+    def _early_stop(self, epoch: int) -> list[float | None]:
+        """RobustDARTS's rule after search epoch ``epoch``: each searching head's dominant
+        Hessian eigenvalue of the validation loss w.r.t. its logits (softmax weights, all
+        paths, one fixed batch of the architecture part, batch statistics; the running
+        statistics are restored), then stop the heads whose eigenvalue grew."""
+        assert self.early is not None
+        fixed = self.settings.seed * 100_003 + 7  # the same batch every epoch: comparable values
+        x, y = next(self.task.batches(self.arch_part, seed=fixed, device=self.device))
+        buffers = {k: v.clone() for k, v in self.model.named_buffers()}
+        start = torch.Generator().manual_seed(fixed + epoch)
+        values: list[float | None] = [None] * len(self.heads)
+        with _frozen(self.model):
+            for h in self.early.active:
+
+                def loss(h: int = h) -> torch.Tensor:
+                    mix = [torch.softmax(t, dim=0) for t in self.theta[h]]
+                    active = [list(range(t.numel())) for t in self.theta[h]]
+                    return self.task.loss(self.model(x, mix, active), y)
+
+                values[h] = round(dominant_eigenvalue(loss, self.theta[h], generator=start), 6)
+        with torch.no_grad():
+            for k, v in self.model.named_buffers():
+                v.copy_(buffers[k])
+        stops = self.early.observe(epoch + 1, values, self.theta)
+        for h, logits in stops.items():
+            with torch.no_grad():
+                for t, saved in zip(self.theta[h], logits):
+                    t.copy_(torch.tensor(saved, dtype=t.dtype, device=t.device))
+            self.log("supernet_early_stop", head=h, tradeoff=self.heads[h].tradeoff,
+                     **self.early.stopped[h])  # fmt: skip
+        return values
 
     def _finite(self, loss: torch.Tensor, what: str) -> float:
         value = float(loss.detach())

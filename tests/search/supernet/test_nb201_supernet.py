@@ -122,6 +122,7 @@ def test_oneshot_accuracy_leaves_the_supernet_unchanged(digits):
         ("snas", {"lambdas": [0.0, 1.0]}),
         ("fbnet", {"betas": [0.0, 1.0], "theta_heads": "rotate", "paths": "one"}),
         ("darts", {"lambdas": [0.0, 1.0], "robust": "sdarts-rs", "paths": "two"}),
+        ("snas", {"lambdas": [0.0, 1.0], "robust": "hessian-es", "handoff": "pareto"}),
     ],
 )
 def test_a_tiny_cell_search_runs_end_to_end(tmp_path, fast_cpu, strategy, options):
@@ -138,6 +139,10 @@ def test_a_tiny_cell_search_runs_end_to_end(tmp_path, fast_cpu, strategy, option
     assert all(
         0 <= h["skip_share"] <= h["parameter_free_share"] <= 1 for h in collapse[-1]["heads"]
     )
+    if options.get("robust") == "hessian-es":  # one search epoch: measured, too few to stop
+        (searched,) = [e for e in _events(out, "supernet_epoch") if e["phase"] == "search"]
+        assert len(searched["hessian_eigenvalues"]) == 2
+        assert all(v is not None for v in searched["hessian_eigenvalues"])
     (measured,) = _events(out, "cell_latency_measured")
     assert set(measured["uniform_cells_ms"]) == set(OPS)
     ranking = _events(out, "supernet_ranking")
@@ -161,4 +166,8 @@ def test_robust_is_offered_by_darts_and_checked():
     assert strategy.robust == "sdarts-rs"
     with pytest.raises(ConfigError, match="robust must be one of none, sdarts-rs"):
         make_strategy("snas", space=space, objectives=error, options={"robust": "hessian"})
+    with pytest.raises(ConfigError, match="es_ratio must be in"):
+        make_strategy("darts", space=space, objectives=error, options={"es_ratio": 1.0})
+    with pytest.raises(ConfigError, match="es_window must be a whole number"):
+        make_strategy("darts", space=space, objectives=error, options={"es_window": 0})
     assert load_device("cpu").name == "cpu"

@@ -63,8 +63,11 @@ def test_fbnet_search_on_digits_gives_a_front_from_one_supernet(tmp_path):
     assert not _events(out, "lut_built")  # the cached table was used
     (front_event,) = _events(out, "supernet_front")
     assert len(front_event["candidates"]) >= 15
-    heads = {t.candidate.info["tradeoff"] for t in trials}
-    assert heads == {0.0, 0.3, 0.6, 1.2, 2.4}
+    # One candidate per cost band (handoff=bands): they span the cost range, each drawn from
+    # a head's distribution tilted towards its band.
+    assert {t.candidate.info["tradeoff"] for t in trials} <= {0.0, 0.3, 0.6, 1.2, 2.4}
+    fractions = [t.candidate.info["cost_fraction"] for t in trials]
+    assert min(fractions) < 0.2 and max(fractions) > 0.8
     # Each candidate was fine-tuned from its own cut of the supernet, inside the run.
     for t in trials:
         transfer = t.candidate.transfer
@@ -84,7 +87,8 @@ def test_a_search_killed_during_supernet_training_resumes_from_the_checkpoint(
     config = dict(
         space="mobilenet", strategy="darts", objectives=["error", "latency"], budget=4,
         space_options=TINY, dataset="digits", device=str(fast_cpu.source), training=QUICK,
-        strategy_options={**SUPERNET, "epochs": 4, "lambdas": [0.0, 3.0], "finetune": False},
+        strategy_options={**SUPERNET, "epochs": 4, "lambdas": [0.0, 3.0], "finetune": False,
+                          "handoff": "pareto"},
     )  # fmt: skip
     script = (
         "import json, sys, torch\n"
@@ -136,6 +140,7 @@ def test_a_search_killed_during_supernet_training_resumes_from_the_checkpoint(
         ({"cost": "energy"}, "cost must be one or more of latency, macs"),
         ({"epochs": 0}, "epochs must be a whole number >= 1"),
         ({"finetune": "yes"}, "finetune and build_lut must be true or false"),
+        ({"handoff": "random"}, "handoff must be bands"),
     ],
 )
 def test_bad_options_are_config_errors(options, message):

@@ -1,0 +1,78 @@
+"""Fronts of darts, snas and fbnet on the nb201 cell space on digits (issue 17, item 3).
+
+Each strategy runs one real search (error x latency measured on the `cpu` device x params),
+its candidates fine-tuned from the supernet or trained from scratch; the front is the run's
+own (non-dominated trials). Prints one JSON line per run: front size, wall and supernet
+seconds, the in-run ranking tau, the candidates' cost spread and errors.
+
+    OMP_NUM_THREADS=1 python benchmarks/cell_fronts.py --budget 12 --epochs 2
+    OMP_NUM_THREADS=1 python benchmarks/cell_fronts.py --handoff pareto   # the earlier hand-off
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+
+def run(strategy: str, args: argparse.Namespace, out: Path) -> dict:
+    import hwnas
+
+    options = {
+        "epochs": args.supernet_epochs, "warmup_epochs": 1, "theta_lr": args.theta_lr,
+        "handoff": args.handoff, "finetune": not args.scratch, **json.loads(args.options),
+    }  # fmt: skip
+    started = time.perf_counter()
+    result = hwnas.run_search(
+        space="nb201", space_options={"channels": args.channels, "cells_per_stage": 1},
+        strategy=strategy, dataset="digits", device="cpu",
+        objectives=["error", "latency", "params"], budget=args.budget,
+        training={"epochs": args.epochs, "batch_size": 64, "train_device": "cpu"},
+        strategy_options=options, seed=args.seed, out=out,
+    )  # fmt: skip
+    wall = time.perf_counter() - started
+    events = {e["kind"]: e for e in hwnas.results.read_run(out).events}
+    trials = sorted(result.trials, key=lambda t: t.value("params"))
+    ranking = events.get("supernet_ranking", {})
+    return {
+        "strategy": strategy, "handoff": args.handoff, "seed": args.seed,
+        "finetune": not args.scratch, "channels": args.channels, "epochs": args.epochs,
+        "front": len(result.front.members), "trials": len(trials), "wall_s": round(wall, 1),
+        "supernet_s": round(events["supernet_front"]["train_seconds"], 1),
+        "tau": ranking.get("kendall_tau"),
+        "errors": [round(t.value("error"), 2) for t in trials],
+        "params": [int(t.value("params")) for t in trials],
+        "latency_ms": [round(t.value("latency"), 4) for t in trials],
+        "on_front": [t in result.front.members for t in trials],
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--strategies", nargs="+", default=["darts", "snas", "fbnet"])
+    parser.add_argument("--budget", type=int, default=12)
+    parser.add_argument("--epochs", type=float, default=2, help="candidate training epochs")
+    parser.add_argument("--supernet-epochs", type=int, default=4)
+    parser.add_argument("--theta-lr", type=float, default=0.2)
+    parser.add_argument("--channels", type=int, default=8)
+    parser.add_argument("--handoff", default="bands", choices=["bands", "pareto"])
+    parser.add_argument("--scratch", action="store_true", help="finetune=false")
+    parser.add_argument("--options", default="{}", help="more strategy options, JSON")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--keep", default=None, help="keep the runs under this folder")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(args.keep or tmp)
+        for strategy in args.strategies:
+            tag = f"{strategy}-{args.handoff}-c{args.channels}-s{args.seed}"
+            print(json.dumps(run(strategy, args, root / tag)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
