@@ -47,6 +47,16 @@ PEERS = ("optuna-tpe-mv",)
 DEFAULT_METHODS = "bo,lemonade,rl,nsga2,random,hillclimb,fbnet,darts,snas,enas,optuna-tpe-mv"
 
 
+def strategy_options(method: str, budget: int) -> dict[str, Any]:
+    """Supernet strategies hand off ``heads x samples_per_head`` candidates (ENAS:
+    ``candidates``); ask for as many as the others train."""
+    if method == "enas":
+        return {"candidates": budget}
+    if method in ("fbnet", "darts", "snas", "squeezenas"):
+        return {"samples_per_head": -(-budget // 5)}  # five heads by default
+    return {}
+
+
 class OptunaTPE(Strategy):
     """Optuna's multivariate TPE behind hwnas's ask/tell, over per-layer choice indices."""
 
@@ -137,6 +147,7 @@ def run(method: str, seed: int, args: argparse.Namespace, root: Path) -> dict[st
         space_options=SPACE,
         training={"epochs": args.epochs, "batch_size": 32, "train_device": "cpu"},
         profiling={"latency": "lut"},
+        strategy_options=strategy_options(method, args.budget),
     )
     seconds = time.perf_counter() - start
     done = [t for t in result.trials if t.state is TrialState.COMPLETE]

@@ -4,11 +4,14 @@ White, Neiswanger and Savani, "BANANAS: Bayesian optimization with neural archit
 neural architecture search" (AAAI 2021), made multi-objective:
 
 1. the first ``initial`` candidates are uniform random samples;
-2. then, for every batch of ``batch`` proposals: fit an ensemble of small networks
-   (:class:`hwnas.surrogates.mlp.MLPEnsemble`) on the space's predictor features (NB201: the
-   path encoding) to every objective that needs an evaluation; objectives the run can compute
-   without training (``self.cheap``: params, MACs, a latency lookup table) are computed
-   exactly, never predicted;
+2. then, for every batch of ``batch`` proposals: an ensemble of small networks
+   (:class:`hwnas.surrogates.mlp.MLPEnsemble`, refit once the evaluations have grown by
+   ``refit``) on the space's predictor features (NB201: the path encoding) predicts every
+   objective that needs an evaluation; objectives the run can compute without training
+   (``self.cheap``: params, MACs, a latency lookup table, a table's device columns) are
+   computed exactly, never predicted; a candidate that computes the same function as an
+   evaluated one (``space.function_key``) has a known outcome, and is never proposed when the
+   front weakly dominates it;
 3. build a pool of candidates by mutating the members of the current front (one or two steps)
    plus uniform random samples, and pick the batch by expected hypervolume improvement over
    the front, one at a time, with the kriging believer (:mod:`hwnas.search.bo_acquisition`).
