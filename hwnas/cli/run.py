@@ -22,7 +22,7 @@ def search(
         str | None,
         Opt(
             help="Search strategy (see `hwnas strategies`); default: the one measured best "
-            "for the situation (bo on a table and when training, see docs/bo.md)."
+            "for the situation (bo on a table, lemonade when training; see docs/bo.md)."
         ),
     ] = None,
     objective: Annotated[

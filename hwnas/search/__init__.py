@@ -15,9 +15,11 @@ from hwnas.spaces.base import SearchSpace
 __all__ = ["STRATEGIES", "Strategy", "default_strategy", "make_strategy", "max_objectives"]
 
 #: The strategy a search uses when none is named, by situation; the measurements behind the
-#: choice are in docs/bo.md ("Which strategy by default").
+#: choice are in docs/bo.md ("Which strategy by default"): on tables `bo` finds the best front
+#: per evaluation; when training, LEMONADE's children inherit their parents' weights, which
+#: per trained candidate beats every strategy that trains each candidate from scratch.
 DEFAULT_TABLE = "bo"
-DEFAULT_TRAINING = "bo"
+DEFAULT_TRAINING = "lemonade"
 
 STRATEGIES: Registry[type[Strategy]] = Registry("strategy")
 STRATEGIES.add("random", "hwnas.search.random:RandomSearch", "uniform random sampling (baseline)")

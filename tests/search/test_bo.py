@@ -199,7 +199,8 @@ def test_a_search_without_a_strategy_uses_the_default(tmp_path, nb201_csv):
     from hwnas.search import DEFAULT_TABLE, DEFAULT_TRAINING, default_strategy
 
     assert default_strategy(benchmark=nb201_csv) == DEFAULT_TABLE == "bo"
-    assert default_strategy(dataset="digits") == DEFAULT_TRAINING
+    assert default_strategy(dataset="digits") == DEFAULT_TRAINING == "lemonade"
+    assert default_strategy(benchmark=nb201_csv, dataset="digits") == DEFAULT_TRAINING
     result = hwnas.api.search(
         space="nb201", benchmark=nb201_csv, objectives=["acc_cifar10:max", "lat_fpga_ms:min"],
         budget=14, out=tmp_path / "run",
