@@ -168,6 +168,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--budget", type=int, default=40, help="trained candidates per run")
     parser.add_argument("--epochs", type=float, default=1.0, help="training epochs each")
     parser.add_argument("--json", type=Path, help="also write every run's rows here")
+    parser.add_argument(
+        "--reuse",
+        type=Path,
+        help="runs of an earlier --json (same settings) to score with these, not rerun",
+    )
     args = parser.parse_args(argv)
     methods = [m for m in args.methods.split(",") if m]
     unknown = [m for m in methods if m not in PEERS and m not in STRATEGIES]
@@ -178,9 +183,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         STRATEGIES.add("optuna-tpe-mv", f"{__name__}:OptunaTPE", "Optuna TPE (benchmark peer)")
     build_lut()
     runs: dict[str, dict[int, dict[str, Any]]] = {m: {} for m in methods}
+    if args.reuse:
+        earlier = json.loads(args.reuse.read_text())
+        for method, by_seed in earlier.items():
+            runs[method] = {int(seed): out for seed, out in by_seed.items()}
+        methods += [m for m in earlier if m not in methods]
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(args.seeds):
             for method in methods:
+                if seed in runs[method]:
+                    continue
                 runs[method][seed] = out = run(method, seed, args, Path(tmp))
                 print(
                     f"seed {seed} {method}: {out['trained']} trained, {out['seconds']:.0f} s",
