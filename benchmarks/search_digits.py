@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from supernet_cost import build_lut
 
 from hwnas.objectives.pareto import hypervolume, nondominated_mask, normalise
 from hwnas.search import STRATEGIES
@@ -38,7 +39,6 @@ from hwnas.spaces.base import CategoricalSpace
 from hwnas.types import Candidate, Trial, TrialState
 
 SPACE = {"stages": [[16, 1, 1], [24, 2, 2], [32, 2, 1]], "head_channels": 64}
-INPUT = (1, 16, 16)
 OBJECTIVES = ["error", "latency", "params"]
 REFERENCE = 1.1
 PEERS = ("optuna-tpe-mv",)
@@ -115,22 +115,6 @@ class OptunaTPE(Strategy):
             self._study.tell(trial, row)
 
 
-def build_lut() -> None:
-    import warnings
-
-    from hwnas.devices import load_device
-    from hwnas.profilers.lut import LatencyTable, table_path
-    from hwnas.spaces import make_space
-
-    space = make_space("mobilenet", SPACE)
-    profile = load_device("cpu")
-    path = table_path(profile, space, num_classes=10, input_shape=INPUT)
-    if not path.is_file():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            LatencyTable.build(space, profile, num_classes=10, input_shape=INPUT).save(path)
-
-
 def run(method: str, seed: int, args: argparse.Namespace, root: Path) -> dict[str, Any]:
     import hwnas
 
@@ -181,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if "optuna-tpe-mv" in methods and "optuna-tpe-mv" not in STRATEGIES:
         STRATEGIES.add("optuna-tpe-mv", f"{__name__}:OptunaTPE", "Optuna TPE (benchmark peer)")
-    build_lut()
+    build_lut(SPACE)  # the supernet cost benchmark's: the cpu profile's table, once
     runs: dict[str, dict[int, dict[str, Any]]] = {m: {} for m in methods}
     if args.reuse:
         earlier = json.loads(args.reuse.read_text())
