@@ -322,12 +322,11 @@ class LemonadeSearch(Strategy):
                 n_estimators=self.trees, seed=self.seed * 1000 + self._generation
             ).fit(X, F[:, predicted])
             mean[:, predicted], std[:, predicted] = surrogate.predict(Xc)
-        for j in exact:
-            o = self.objectives[j]
-            mean[:, j] = [
-                o.sign * self._cheap()(self.space.parse(i["spec"]), [o.metric])[o.metric]
-                for i in items
-            ]
+        if exact:
+            metrics = [self.objectives[j].metric for j in exact]
+            signs = np.array([self.objectives[j].sign for j in exact])
+            values = [self._cheap()(self.space.parse(i["spec"]), metrics) for i in items]
+            mean[:, exact] = signs * np.array([[v[m] for m in metrics] for v in values])
         optimistic = mean - self.optimism * std
         front = F[nondominated_mask(F)]
         return greedy_hvi(front, optimistic, k, lower=F.min(axis=0), upper=F.max(axis=0))
