@@ -25,7 +25,7 @@ uninterrupted one does.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -39,7 +39,7 @@ from hwnas.spaces.base import CategoricalSpace, SearchSpace
 from hwnas.surrogates.mlp import MLPEnsemble
 from hwnas.types import Candidate, Genotype, Trial, TrialState
 
-_FEATURE_CACHE = 50_000  # genotypes whose features are kept (they are pure functions of spec)
+_FEATURE_CACHE = 50_000  # genotypes whose features / function keys are kept
 _QUALITY_EVERY = 20  # told proposals per predictor_quality event
 
 
@@ -311,24 +311,15 @@ class BOSearch(Strategy):
         return self._model
 
     def _function(self, spec: str) -> str:
-        key = self._functions.get(spec)
-        if key is None:
-            if len(self._functions) >= _FEATURE_CACHE:
-                self._functions.clear()
-            key = self._functions[spec] = self.space.function_key(self.space.parse(spec))
-        return key
+        return _memo(self._functions, spec, lambda: self.space.function_key(self.space.parse(spec)))
 
     def _matrix(self, specs: Sequence[str]) -> np.ndarray:
-        rows = []
-        for spec in specs:
-            x = self._features.get(spec)
-            if x is None:
-                if len(self._features) >= _FEATURE_CACHE:
-                    self._features.clear()
-                x = self._featurise(self.space.parse(spec))
-                self._features[spec] = x
-            rows.append(x)
-        return np.array(rows)
+        return np.array(
+            [
+                _memo(self._features, s, lambda s=s: self._featurise(self.space.parse(s)))
+                for s in specs
+            ]
+        )
 
     def _featurise(self, genotype: Genotype) -> np.ndarray:
         """The encoding (one-hot choices, where costs add up) followed by the rest of the
@@ -361,6 +352,17 @@ class BOSearch(Strategy):
         self._fits = int(state["fits"])
         self._fit_told = int(state.get("fit_told", 0))
         self._model = None
+
+
+def _memo(cache: dict[str, Any], spec: str, make: Callable[[], Any]) -> Any:
+    """``cache[spec]``, made by ``make`` when missing; a full cache is emptied first (its
+    values are pure functions of the spec)."""
+    value = cache.get(spec)
+    if value is None:
+        if len(cache) >= _FEATURE_CACHE:
+            cache.clear()
+        value = cache[spec] = make()
+    return value
 
 
 def _weakly_dominated(points: np.ndarray, front: np.ndarray) -> np.ndarray:
