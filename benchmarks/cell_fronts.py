@@ -1,11 +1,14 @@
 """Fronts of darts, snas and fbnet on the nb201 cell space on digits (issue 17, item 3).
 
 Each strategy runs one real search (error x latency measured on the `cpu` device x params),
-its candidates fine-tuned from the supernet or trained from scratch; the front is the run's
+its candidates trained from scratch (the default) or fine-tuned from the supernet
+(``--finetune``), the other supernet options the defaults unless ``--options``; the front is the run's
 own (non-dominated trials). Prints one JSON line per run: front size, wall and supernet
 seconds, the in-run ranking tau, the candidates' cost spread and errors.
 
-    OMP_NUM_THREADS=1 python benchmarks/cell_fronts.py --budget 12 --epochs 2
+    OMP_NUM_THREADS=1 python benchmarks/cell_fronts.py --budget 10 --epochs 3 --seed 0
+    OMP_NUM_THREADS=1 python benchmarks/cell_fronts.py --finetune --epochs 2 \
+        --options '{"paths": "full", "theta_heads": "all"}'   # the published supernet settings
     OMP_NUM_THREADS=1 python benchmarks/cell_fronts.py --handoff pareto   # the earlier hand-off
 """
 
@@ -25,7 +28,7 @@ def run(strategy: str, args: argparse.Namespace, out: Path) -> dict:
 
     options = {
         "epochs": args.supernet_epochs, "warmup_epochs": 1, "theta_lr": args.theta_lr,
-        "handoff": args.handoff, "finetune": not args.scratch, **json.loads(args.options),
+        "handoff": args.handoff, "finetune": args.finetune, **json.loads(args.options),
     }  # fmt: skip
     started = time.perf_counter()
     result = hwnas.run_search(
@@ -41,7 +44,7 @@ def run(strategy: str, args: argparse.Namespace, out: Path) -> dict:
     ranking = events.get("supernet_ranking", {})
     return {
         "strategy": strategy, "handoff": args.handoff, "seed": args.seed,
-        "finetune": not args.scratch, "channels": args.channels, "epochs": args.epochs,
+        "finetune": args.finetune, "channels": args.channels, "epochs": args.epochs,
         "front": len(result.front.members), "trials": len(trials), "wall_s": round(wall, 1),
         "supernet_s": round(events["supernet_front"]["train_seconds"], 1),
         "tau": ranking.get("kendall_tau"),
@@ -61,7 +64,9 @@ def main() -> None:
     parser.add_argument("--theta-lr", type=float, default=0.2)
     parser.add_argument("--channels", type=int, default=8)
     parser.add_argument("--handoff", default="bands", choices=["bands", "pareto"])
-    parser.add_argument("--scratch", action="store_true", help="finetune=false")
+    parser.add_argument(
+        "--finetune", action="store_true", help="finetune=true (default: trained alone)"
+    )
     parser.add_argument("--options", default="{}", help="more strategy options, JSON")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", default=None, help="keep the runs under this folder")

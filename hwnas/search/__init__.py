@@ -12,7 +12,14 @@ from hwnas.registry import Registry
 from hwnas.search.base import Strategy
 from hwnas.spaces.base import SearchSpace
 
-__all__ = ["STRATEGIES", "Strategy", "default_strategy", "make_strategy", "max_objectives"]
+__all__ = [
+    "STRATEGIES",
+    "Strategy",
+    "default_strategy",
+    "make_strategy",
+    "max_objectives",
+    "strategy_parameters",
+]
 
 #: The strategy a search uses when none is named, by situation; the measurements behind the
 #: choice are in docs/bo.md ("Which strategy by default"): on tables `bo` finds the best front
@@ -84,6 +91,25 @@ def default_strategy(*, benchmark: object = None, dataset: object = None) -> str
     return DEFAULT_TABLE if benchmark is not None and not dataset else DEFAULT_TRAINING
 
 
+def strategy_parameters(cls: type) -> list[str]:
+    """The keyword parameters of ``cls``: its ``__init__``'s and, where that passes
+    ``**kwargs`` on (a strategy that shares a base's options), its bases' in turn."""
+    names: list[str] = []
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue  # inherits its base's __init__, read at the next class
+        params = inspect.signature(init).parameters.values()
+        names += [
+            p.name for p in params
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+            and p.name != "self" and p.name not in names
+        ]  # fmt: skip
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return names
+
+
 def make_strategy(
     name: str,
     *,
@@ -96,9 +122,8 @@ def make_strategy(
     """Instantiate strategy ``name``; clear errors for unknown or bad options."""
     cls = STRATEGIES.get(name)
     options = dict(options or {})
-    params = inspect.signature(cls).parameters
     reserved = {"space", "objectives", "constraints", "seed"}
-    allowed = [p for p in params if p not in reserved]
+    allowed = [p for p in strategy_parameters(cls) if p not in reserved]
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise ConfigError(

@@ -5,10 +5,17 @@ training settings and device, see :class:`SupernetTrainer`), checkpointing under
 ``run_dir/strategy/supernet/`` so a killed search resumes from its last epoch. One theta head
 per trade-off value (FBNet's beta, SqueezeNAS's target, DARTS's / SNAS's lambda) shares the
 supernet. Afterwards each head yields its most likely architecture and samples of its learned
-distribution; the runner evaluates them like any candidate, fine-tuned from the supernet's
-weights (``finetune=true``, the default: the weights are cut out to
+distribution; the runner evaluates them like any candidate, trained from scratch
+(``finetune=false``, the default, as DARTS, FBNet and ENAS retrain what they derive: the
+supernet only chooses, so its in-run ranking is graded against stand-alone training) or
+fine-tuned from the supernet's weights (``finetune=true``: the weights are cut out to
 ``run_dir/strategy/weights/<digest>.safetensors`` and the candidate carries a ``supernet``
-transfer pointing there) or trained from scratch (``finetune=false``).
+transfer pointing there).
+
+The supernet trains one sampled path per weight step (``paths=one``, GDAS / single-path) and
+one head per theta step in turn (``theta_heads=rotate``) by default: that keeps the supernet's
+training within about twice the training of one network (docs/benchmarks.md), and since the
+candidates train from scratch its weights only need to rank, not to be handed on.
 """
 
 from __future__ import annotations
@@ -104,13 +111,13 @@ class SupernetStrategy(Strategy):
         temperature: float = 5.0,
         temperature_decay: float = 0.956,
         theta_lr: float = 0.01,
-        paths: str = "full",
+        paths: str = "one",
         cost: str | Sequence[str] | None = None,
         cost_weights: Mapping[str, float] | None = None,
         samples_per_head: int = 2,
         pool_per_head: int = 8,
-        theta_heads: str = "all",
-        finetune: bool = True,
+        theta_heads: str = "rotate",
+        finetune: bool = False,
         build_lut: bool = True,
         handoff: str = "bands",
     ) -> None:

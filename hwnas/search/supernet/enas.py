@@ -14,9 +14,10 @@ At the end, the controller proposes, under every preference vector, its greedy a
 and ``samples_per_preference`` samples; each is scored with the shared weights on
 ``eval_batches`` validation batches, and ``candidates`` of them are chosen, for each preference
 vector in turn the best remaining one by the reward engine (new cost values first), so they
-spread along the trade-off. They become the candidates, fine-tuned from their cut of the
-shared weights (``finetune=true``) or trained from scratch, exactly as the other supernet
-strategies hand off (:class:`SupernetStrategy`).
+spread along the trade-off. They become the candidates, trained from scratch as ENAS retrains
+its derived networks (``finetune=false``, the default) or fine-tuned from their cut of the
+shared weights (``finetune=true``), exactly as the other supernet strategies hand off
+(:class:`SupernetStrategy`).
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ class ENASSearch(SupernetStrategy):
         candidates: int = 10,
         samples_per_preference: int = 2,
         eval_batches: int = 2,
-        finetune: bool = True,
+        finetune: bool = False,
     ) -> None:
         super().__init__(
             space=space, objectives=objectives, constraints=constraints, seed=seed,

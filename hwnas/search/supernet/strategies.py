@@ -1,18 +1,18 @@
 """FBNet, SqueezeNAS, DARTS and SNAS: one theta head per trade-off value on a shared supernet
-(see :mod:`hwnas.search.supernet.base`)."""
+(see :mod:`hwnas.search.supernet.base`). Each takes its own options and passes the rest
+(``**common``: the supernet's, the search space, objectives, seed) to
+:class:`SupernetStrategy`; ``make_strategy`` follows that chain to list and check options."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from hwnas.objectives.base import Constraint, Objective
-from hwnas.spaces.base import SearchSpace
+from hwnas.search.supernet.base import SupernetStrategy, _number, _numbers, _whole
 
 if TYPE_CHECKING:
     from hwnas.search.supernet.costs import CostSet
     from hwnas.search.supernet.losses import HeadLoss
-from hwnas.search.supernet.base import SupernetStrategy, _number, _numbers, _whole
 
 __all__ = ["DARTSSearch", "FBNetSearch", "SNASSearch", "SqueezeNASSearch"]
 
@@ -27,35 +27,11 @@ class FBNetSearch(SupernetStrategy):
     def __init__(
         self,
         *,
-        space: SearchSpace,
-        objectives: Sequence[Objective],
-        constraints: Sequence[Constraint] = (),
-        seed: int = 0,
         alpha: float = 0.2,
         betas: Sequence[float] = (0.0, 0.3, 0.6, 1.2, 2.4),
-        epochs: int | None = None,
-        warmup_epochs: int | None = None,
-        temperature: float = 5.0,
-        temperature_decay: float = 0.956,
-        theta_lr: float = 0.01,
-        paths: str = "full",
-        cost: str | Sequence[str] | None = None,
-        cost_weights: Mapping[str, float] | None = None,
-        samples_per_head: int = 2,
-        pool_per_head: int = 8,
-        theta_heads: str = "all",
-        finetune: bool = True,
-        build_lut: bool = True,
-        handoff: str = "bands",
+        **common: Any,
     ) -> None:
-        super().__init__(
-            space=space, objectives=objectives, constraints=constraints, seed=seed,
-            epochs=epochs, warmup_epochs=warmup_epochs, temperature=temperature,
-            temperature_decay=temperature_decay, theta_lr=theta_lr, paths=paths, cost=cost,
-            cost_weights=cost_weights, samples_per_head=samples_per_head,
-            pool_per_head=pool_per_head, theta_heads=theta_heads, finetune=finetune,
-            build_lut=build_lut, handoff=handoff,
-        )  # fmt: skip
+        super().__init__(**common)
         self.alpha = _number("alpha", alpha, positive=True)
         self.betas = _numbers("betas", betas)
         if any(b < 0 for b in self.betas):
@@ -80,35 +56,11 @@ class SqueezeNASSearch(SupernetStrategy):
     def __init__(
         self,
         *,
-        space: SearchSpace,
-        objectives: Sequence[Objective],
-        constraints: Sequence[Constraint] = (),
-        seed: int = 0,
         targets: Sequence[float] = (0.1, 0.3, 0.5, 0.7, 0.9),
         penalty: float = 2.0,
-        epochs: int | None = None,
-        warmup_epochs: int | None = None,
-        temperature: float = 5.0,
-        temperature_decay: float = 0.956,
-        theta_lr: float = 0.01,
-        paths: str = "full",
-        cost: str | Sequence[str] | None = None,
-        cost_weights: Mapping[str, float] | None = None,
-        samples_per_head: int = 2,
-        pool_per_head: int = 8,
-        theta_heads: str = "all",
-        finetune: bool = True,
-        build_lut: bool = True,
-        handoff: str = "bands",
+        **common: Any,
     ) -> None:
-        super().__init__(
-            space=space, objectives=objectives, constraints=constraints, seed=seed,
-            epochs=epochs, warmup_epochs=warmup_epochs, temperature=temperature,
-            temperature_decay=temperature_decay, theta_lr=theta_lr, paths=paths, cost=cost,
-            cost_weights=cost_weights, samples_per_head=samples_per_head,
-            pool_per_head=pool_per_head, theta_heads=theta_heads, finetune=finetune,
-            build_lut=build_lut, handoff=handoff,
-        )  # fmt: skip
+        super().__init__(**common)
         self.targets = _numbers("targets", targets)
         if any(not 0 <= t <= 1 for t in self.targets):
             raise ValueError(
@@ -128,38 +80,14 @@ class _PenaltySearch(SupernetStrategy):
     def __init__(
         self,
         *,
-        space: SearchSpace,
-        objectives: Sequence[Objective],
-        constraints: Sequence[Constraint] = (),
-        seed: int = 0,
         lambdas: Sequence[float] = (0.0, 0.1, 0.3, 1.0, 3.0),
         robust: str = "none",
         robust_epsilon: float = 0.3,
         es_window: int = 2,
         es_ratio: float = 0.75,
-        epochs: int | None = None,
-        warmup_epochs: int | None = None,
-        temperature: float = 5.0,
-        temperature_decay: float = 0.956,
-        theta_lr: float = 0.01,
-        paths: str = "full",
-        cost: str | Sequence[str] | None = None,
-        cost_weights: Mapping[str, float] | None = None,
-        samples_per_head: int = 2,
-        pool_per_head: int = 8,
-        theta_heads: str = "all",
-        finetune: bool = True,
-        build_lut: bool = True,
-        handoff: str = "bands",
+        **common: Any,
     ) -> None:
-        super().__init__(
-            space=space, objectives=objectives, constraints=constraints, seed=seed,
-            epochs=epochs, warmup_epochs=warmup_epochs, temperature=temperature,
-            temperature_decay=temperature_decay, theta_lr=theta_lr, paths=paths, cost=cost,
-            cost_weights=cost_weights, samples_per_head=samples_per_head,
-            pool_per_head=pool_per_head, theta_heads=theta_heads, finetune=finetune,
-            build_lut=build_lut, handoff=handoff,
-        )  # fmt: skip
+        super().__init__(**common)
         self.lambdas = _numbers("lambdas", lambdas)
         if any(v < 0 for v in self.lambdas):
             raise ValueError(f"lambdas must be >= 0, got {self.lambdas}")

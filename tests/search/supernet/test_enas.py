@@ -38,7 +38,7 @@ def test_enas_on_nb201_trains_shared_weights_and_hands_off_a_front(tmp_path, fas
         device=str(fast_cpu.source), objectives=["error", "latency", "params"], budget=6,
         training=QUICK, out=out,
         strategy_options={"epochs": 2, "warmup_epochs": 1, "controller_steps": 4, "rollouts": 4,
-                          "update": "ppo", "candidates": 6},
+                          "update": "ppo", "candidates": 6, "finetune": True},
     )  # fmt: skip
     trials = result.trials
     assert len(trials) == 6 and all(t.state is TrialState.COMPLETE for t in trials)

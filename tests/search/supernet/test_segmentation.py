@@ -79,7 +79,7 @@ def test_squeezenas_searches_segmentation_on_synthetic_shapes(tmp_path):
         data=data,
         space_options={"stages": [[8, 1, 1], [16, 2, 1]], "head_channels": 32},
         strategy_options={"epochs": 2, "warmup_epochs": 1, "theta_lr": 0.2,
-                          "targets": [0.0, 1.0], "samples_per_head": 1},
+                          "targets": [0.0, 1.0], "samples_per_head": 1, "finetune": True},
         training={"epochs": 2, "batch_size": 8, "lr": 0.05, "train_device": "cpu"},
         objectives=["miou:max", "macs"],
         budget=2,

@@ -17,7 +17,7 @@ from hwnas.devices import load_device
 from hwnas.errors import ConfigError
 from hwnas.objectives.base import parse_objective
 from hwnas.profilers.lut import table_path
-from hwnas.search import make_strategy
+from hwnas.search import make_strategy, strategy_parameters
 from hwnas.search.base import StrategyResources
 from hwnas.spaces import make_space
 from hwnas.types import TrialState
@@ -50,7 +50,8 @@ def test_fbnet_search_on_digits_gives_a_front_from_one_supernet(tmp_path):
         space="mobilenet", space_options=WIDE, strategy="fbnet", dataset="digits",
         device="cpu", objectives=["error", "latency", "params"], budget=15,
         training={**QUICK, "epochs": 0.5, "data_fraction": 1.0},
-        strategy_options={**SUPERNET, "samples_per_head": 3}, profiling={"latency": "lut"},
+        strategy_options={**SUPERNET, "samples_per_head": 3, "finetune": True},
+        profiling={"latency": "lut"},
         out=out,
     )  # fmt: skip
     trials = result.trials
@@ -141,12 +142,28 @@ def test_a_search_killed_during_supernet_training_resumes_from_the_checkpoint(
         ({"epochs": 0}, "epochs must be a whole number >= 1"),
         ({"finetune": "yes"}, "finetune and build_lut must be true or false"),
         ({"handoff": "random"}, "handoff must be bands"),
+        # Options are listed along the class chain: fbnet's own, then the supernet's.
+        ({"lambdas": [1.0]}, "has no option lambdas; its options are: alpha, betas, epochs"),
     ],
 )
 def test_bad_options_are_config_errors(options, message):
     space = make_space("mobilenet", TINY)
     with pytest.raises(ConfigError, match=message):
         make_strategy("fbnet", space=space, objectives=[parse_objective("error")], options=options)
+
+
+def test_each_strategy_takes_its_own_options_and_the_supernets():
+    space = make_space("nb201", {"channels": 4, "cells_per_stage": 1})
+    objectives = [parse_objective("error")]
+    darts = make_strategy("darts", space=space, objectives=objectives, seed=3,
+                          options={"lambdas": [0.0, 2.0], "paths": "two", "finetune": True})  # fmt: skip
+    assert (darts.lambdas, darts.paths, darts.finetune, darts.seed) == ([0.0, 2.0], "two", True, 3)
+    # The defaults: candidates trained alone, one path per weight step, one head per theta step.
+    fbnet = make_strategy("fbnet", space=space, objectives=objectives)
+    assert (fbnet.finetune, fbnet.paths, fbnet.theta_heads) == (False, "one", "rotate")
+    assert not make_strategy("enas", space=space, objectives=objectives).finetune
+    assert "robust" in strategy_parameters(type(darts))
+    assert "robust" not in strategy_parameters(type(fbnet))
 
 
 def test_other_spaces_and_runs_without_a_dataset_are_refused_with_a_hint(tmp_path):
