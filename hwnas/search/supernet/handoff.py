@@ -11,7 +11,8 @@ preferences among operations of similar cost are kept, only the cost level moves
 the tilted distribution and every head's arg-max form the pool; each lands in the band of its
 exact cost, and the band's candidate is its member with the best one-shot accuracy. So the
 candidates span the cost axis even when every head collapsed to cheap operations, and the
-one-shot ranking only has to compare architectures of similar cost.
+one-shot ranking only has to compare architectures of similar cost. Bands that no draw
+reached are filled where the candidates are sparsest in cost (:func:`farthest_fill`).
 
 ``pareto``: each head's arg-max, then the pool sorted by predicted Pareto rank on (one-shot
 error, predicted costs) and, within a rank, by NSGA-II's crowding distance. Handing off only the
@@ -42,6 +43,7 @@ __all__ = [
     "band_order",
     "band_picks",
     "crowding_distance",
+    "farthest_fill",
     "handoff_order",
     "tilt",
     "tilt_to",
@@ -138,14 +140,38 @@ def band_picks(
 ) -> list[int]:
     """Up to ``n`` pool indices: the best-scored member (highest one-shot accuracy; ties keep
     the pool's order) of every band, in :func:`band_order`; when bands are empty, the rest
-    of the pool fills up in :func:`handoff_order` of ``F``."""
+    of the pool fills up by :func:`farthest_fill` on the cost columns of ``F``."""
     best: dict[int, int] = {}
     for i, (b, s) in enumerate(zip(bands, scores)):
         if b not in best or s > scores[best[b]]:
             best[b] = i
     picks = [best[b] for b in band_order(n_bands) if b in best][:n]
-    rest = [i for i in handoff_order(F) if i not in picks]
-    return picks + rest[: n - len(picks)]
+    return farthest_fill(picks, F, n)
+
+
+def farthest_fill(picks: Sequence[int], F: np.ndarray, n: int) -> list[int]:
+    """``picks`` and then, up to ``n``, in turn the pool member whose costs (``F``'s columns
+    after the first, the one-shot error; each scaled to [0, 1] over the pool) lie farthest
+    from every member taken; ties go by :func:`handoff_order`. An empty band is filled where
+    the candidates are sparsest in cost, also between costs (latency against parameters),
+    not next to a band that already has one."""
+    F = np.asarray(F, dtype=float)
+    chosen = list(picks)
+    if len(chosen) >= n or len(F) <= len(chosen):
+        return chosen[:n]
+    costs = F[:, 1:]
+    low, span = costs.min(axis=0), np.ptp(costs, axis=0)
+    scaled = (costs - low) / np.where(span > 0, span, 1.0)
+    preference = {i: r for r, i in enumerate(handoff_order(F))}
+    while len(chosen) < min(n, len(F)):
+        rest = [i for i in range(len(F)) if i not in chosen]
+        if chosen:
+            taken = scaled[chosen]
+            gap = {i: float(np.linalg.norm(taken - scaled[i], axis=1).min()) for i in rest}
+        else:
+            gap = dict.fromkeys(rest, 0.0)
+        chosen.append(max(rest, key=lambda i: (gap[i], -preference[i])))
+    return chosen
 
 
 class Pool:

@@ -10,6 +10,8 @@ from hwnas.search.supernet.handoff import (
     band_of,
     band_order,
     band_picks,
+    farthest_fill,
+    handoff_order,
     tilt,
     tilt_to,
 )
@@ -62,6 +64,22 @@ def test_band_picks_take_each_bands_best_one_shot_member_then_fill_up():
     assert band_picks(bands, scores, 3, 2, F) == [1, 4]  # a cut keeps the two ends
     five = band_picks(bands, scores, 3, 5, F)
     assert five[:3] == [1, 4, 2] and sorted(five) == [0, 1, 2, 3, 4]
+
+
+def test_empty_bands_are_filled_where_the_candidates_are_sparsest_in_cost():
+    # Columns: one-shot error, latency, params. Picks sit at both ends; the pool's rest has a
+    # near copy of a pick (best one-shot), a middle one and a latency-for-params trade-off.
+    F = np.array([
+        [-9.0, 0.0, 0.0],   # pick: cheapest
+        [-9.0, 1.0, 1.0],   # pick: dearest
+        [-99.0, 0.05, 0.0],  # next to the cheapest pick, best one-shot accuracy
+        [-1.0, 0.5, 0.5],   # the middle
+        [-1.0, 0.9, 0.1],   # slow but small
+    ])  # fmt: skip
+    assert farthest_fill([0, 1], F, 4) == [0, 1, 4, 3]  # the trade-off lies farthest
+    assert farthest_fill([0, 1], F, 5)[-1] == 2  # the near copy comes last
+    assert farthest_fill([0, 1, 2], F, 2) == [0, 1]
+    assert farthest_fill([], F, 1) == handoff_order(F)[:1]  # nothing taken: predicted front
 
 
 def test_the_band_hand_off_spreads_a_collapsed_heads_candidates_over_the_cost_range():
