@@ -22,6 +22,7 @@ shared weights (``finetune=true``), exactly as the other supernet strategies han
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,7 +32,7 @@ from hwnas.errors import ConfigError
 from hwnas.objectives.base import Constraint, Objective
 from hwnas.objectives.pareto import pareto_ranks
 from hwnas.search.rl.reward import REWARDS, RewardEngine, default_preferences, is_quality
-from hwnas.search.supernet.base import SupernetStrategy, _number, _whole
+from hwnas.search.supernet.base import SupernetStrategy, _number, _whole, search_seconds
 from hwnas.spaces.base import SearchSpace
 from hwnas.types import Candidate, Genotype
 
@@ -236,6 +237,7 @@ class ENASSearch(SupernetStrategy):
         best ``candidates`` of them by Pareto rank of their one-shot scores."""
         import torch
 
+        started = time.perf_counter()
         draws = torch.Generator().manual_seed(self.seed * 7919 + 1)
         pool: list[tuple[list[int], str, int]] = []
         seen = set(self.known)
@@ -279,6 +281,7 @@ class ENASSearch(SupernetStrategy):
             pool=len(pool),
             candidates=[{"genotype": c.genotype.spec, **c.info} for c in out],
             train_seconds=round(trainer.train_seconds, 3),
+            **search_seconds(0.0, trainer.train_seconds, started),
         )
         return out
 

@@ -143,6 +143,10 @@ def test_a_tiny_cell_search_runs_end_to_end(tmp_path, fast_cpu, strategy, option
         (searched,) = [e for e in _events(out, "supernet_epoch") if e["phase"] == "search"]
         assert len(searched["hessian_eigenvalues"]) == 2
         assert all(v is not None for v in searched["hessian_eigenvalues"])
+    # The search's own time: cost terms, training and hand-off (never less than its parts).
+    (front,) = _events(out, "supernet_front")
+    assert front["derive_seconds"] > 0 and front["train_seconds"] > 0
+    assert front["search_seconds"] >= front["train_seconds"] + front["derive_seconds"] - 2e-3
     (measured,) = _events(out, "cell_latency_measured")
     assert set(measured["uniform_cells_ms"]) == set(OPS)
     ranking = _events(out, "supernet_ranking")
