@@ -117,26 +117,6 @@ def test_lstm_controller_respects_each_positions_choices():
     assert archs[:, 1].max() == 6  # every choice of a position is reachable
 
 
-def test_exploring_samples_mix_the_policy_with_the_uniform_choice():
-    cards = [4, 6, 1]
-    controller = LSTMController(cards=cards, objectives=2, seed=0, tanh_constant=20.0)
-    with torch.no_grad():  # a learnt, near-deterministic policy: the last choice everywhere
-        controller.out_w.zero_()
-        controller.out_b.zero_()
-        for p, card in enumerate(cards):
-            controller.out_b[p, card - 1] = 5.0
-    prefs = np.full((4000, 2), 0.5)
-    policy = controller.sample(prefs, torch.Generator().manual_seed(0))
-    mixed = controller.sample(prefs, torch.Generator().manual_seed(0), explore=0.5)
-    for p, card in enumerate(cards):
-        # The policy: its choice almost always; mixed half and half with the uniform choice,
-        # every valid choice about 1/(2 card) of the time or more (none beyond the card).
-        assert np.bincount(policy[:, p], minlength=card)[card - 1] > 0.99 * len(prefs)
-        share = np.bincount(mixed[:, p], minlength=card) / len(prefs)
-        assert len(share) == card and (share > 0.8 / (2 * card)).all(), share
-    np.testing.assert_array_equal(controller.greedy(prefs[:1]), policy[:1])
-
-
 def _drive(strategy, table, evaluations: int, metrics) -> None:
     told = 0
     while told < evaluations:
