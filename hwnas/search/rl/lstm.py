@@ -66,11 +66,9 @@ class LSTMController(nn.Module):
         actions: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         greedy: bool = False,
-        explore: float = 0.0,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(actions (N, P), log-probabilities (N,), entropies (N,)); samples the actions
-        unless given, from the policy mixed with ``explore`` of the uniform distribution over
-        the valid choices (the log-probabilities stay the policy's)."""
+        unless given."""
         n = prefs.shape[0]
         inp = torch.tanh(self.pref(prefs.float()))
         state: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -86,11 +84,7 @@ class LSTMController(nn.Module):
             elif greedy:
                 a = log_probs.argmax(dim=-1)
             else:
-                draw = log_probs.exp()
-                if explore > 0:
-                    uniform = self.valid[p].float() / self.valid[p].sum()
-                    draw = (1 - explore) * draw + explore * uniform
-                a = torch.multinomial(draw, 1, generator=generator)[:, 0]
+                a = torch.multinomial(log_probs.exp(), 1, generator=generator)[:, 0]
             chosen.append(a)
             logp = logp + log_probs.gather(1, a[:, None])[:, 0]
             probs = log_probs.exp()
@@ -98,15 +92,10 @@ class LSTMController(nn.Module):
             inp = self.embed(p * self.max_card + a)
         return torch.stack(chosen, dim=1), logp, entropy
 
-    def sample(
-        self, prefs: np.ndarray, generator: torch.Generator, explore: float = 0.0
-    ) -> np.ndarray:
-        """(N, P) choice indices drawn under preference vectors ``prefs`` (N, m); with
-        ``explore`` > 0 each choice comes from the policy mixed with the uniform one."""
+    def sample(self, prefs: np.ndarray, generator: torch.Generator) -> np.ndarray:
+        """(N, P) choice indices drawn under preference vectors ``prefs`` (N, m)."""
         with torch.no_grad():
-            actions, _, _ = self._decode(
-                torch.from_numpy(np.asarray(prefs)), generator=generator, explore=explore
-            )
+            actions, _, _ = self._decode(torch.from_numpy(np.asarray(prefs)), generator=generator)
         return actions.numpy()
 
     def greedy(self, prefs: np.ndarray) -> np.ndarray:

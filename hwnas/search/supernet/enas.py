@@ -242,18 +242,11 @@ class ENASSearch(SupernetStrategy):
         pool: list[tuple[list[int], str, int]] = []
         seen = set(self.known)
         greedy = trainer.controller.greedy(prefs)
-        # Half the samples explore (the policy mixed half and half with the uniform one): a
-        # controller whose one-shot rewards could not tell accuracies apart learns only the
-        # cost side and proposes the cheapest networks; the pool needs the dearer ones too.
-        draws_of = [
-            ("sample" if k % 2 == 0 else "explore", 0.0 if k % 2 == 0 else 0.5)
-            for k in range(self.samples_per_preference)
-        ]
         samples = [
-            (kind, trainer.controller.sample(prefs, draws, explore=mix)) for kind, mix in draws_of
+            trainer.controller.sample(prefs, draws) for _ in range(self.samples_per_preference)
         ]
         for p in range(len(prefs)):
-            for kind, rows in [("greedy", greedy), *samples]:
+            for kind, rows in [("greedy", greedy), *[("sample", s) for s in samples]]:
                 indices = [int(j) for j in rows[p]]
                 key = self.space.from_indices(indices).key()  # type: ignore[attr-defined]
                 if key not in seen:
