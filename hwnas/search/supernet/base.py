@@ -437,7 +437,7 @@ class SupernetStrategy(Strategy):
                                                 "draw": "argmax"})  # fmt: skip
         if self.handoff == "bands":
             per_band = max(1, math.ceil(len(heads) * self.pool_per_head / n))
-            pool.draw_bands(heads, tradeoffs, n, per_band, self.rng)
+            pool.draw_bands(heads, tradeoffs, n, per_band, self.rng, at_least=n)
         else:
             pool.draw_heads(heads, tradeoffs, self.pool_per_head, self.rng)
         members = pool.members

@@ -239,20 +239,31 @@ class Pool:
         bands: int,
         per_band: int,
         rng: np.random.Generator,
+        at_least: int = 0,
     ) -> None:
         """``per_band`` samples for each of ``bands`` cost bands (see the module docstring):
-        the mode and samples of the nearest head's distribution tilted to the band's centre."""
+        the mode and samples of the nearest head's distribution tilted to the band's centre;
+        then more samples, band after band, until the pool holds ``at_least`` members (a
+        small space repeats architectures; the hand-off needs one per candidate)."""
         layer_costs = [self.costs.per_layer(i).numpy() for i in range(len(heads[0]))]
         fixed = self.costs.normalised_exact([int(np.argmin(c)) for c in layer_costs]) - sum(
             float(c.min()) for c in layer_costs
         )
         expected = [fixed + _expected(p, layer_costs) for p in heads]
+        tilts = []
         for b in range(bands):
             centre = self._low + self._span * (b + 0.5) / bands
             h = int(np.argmin([abs(e - centre) for e in expected]))
             tilted, lam = tilt_to(heads[h], layer_costs, centre - fixed)
             info = {"head": h, "tradeoff": tradeoffs[h], "band": b, "tilt": round(lam, 6)}
+            tilts.append((h, tilted, info))
             self.add([int(np.argmax(q)) for q in tilted], heads[h], {**info, "draw": "band-mode"})
             for _ in range(per_band - 1):
                 indices = [int(rng.choice(len(q), p=q)) for q in tilted]
                 self.add(indices, heads[h], {**info, "draw": "band-sample"})
+        for tries in range(50 * at_least):
+            if len(self.members) >= at_least or not tilts:
+                break
+            h, tilted, info = tilts[tries % len(tilts)]
+            indices = [int(rng.choice(len(q), p=q)) for q in tilted]
+            self.add(indices, heads[h], {**info, "draw": "band-sample"})
