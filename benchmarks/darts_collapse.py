@@ -88,6 +88,37 @@ def run(
     }  # fmt: skip
 
 
+def table(paths: list[str], every: int) -> None:
+    """Markdown tables of JSON outputs: per run, then the seeds' mean shares every ``every``
+    epochs (and the last), per remedy."""
+    rows = []
+    for path in paths:
+        with open(path) as f:
+            rows += json.load(f)
+    short = {"none": "N", "skip_connect": "S", "nor_conv_1x1": "C1", "nor_conv_3x3": "C3",
+             "avg_pool_3x3": "P"}  # fmt: skip
+
+    def cell(spec: str) -> str:  # edges in order: N none, S skip, C1/C3 conv, P pooling
+        return " ".join(short[t.split("~")[0]] for t in spec.split("|") if "~" in t)
+
+    print("| remedy | seed | derived cell | skip | parameter-free | alone | supernet (s) |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        print(f"| {r['robust']} | {r['seed']} | {cell(r['cell'])} | {r['final_skip_share']:.2f} | "
+              f"{r['final_parameter_free_share']:.2f} | {r['standalone_accuracy']:.1f}% | "
+              f"{r['supernet_s']:.0f} |")  # fmt: skip
+    remedies = list(dict.fromkeys(r["robust"] for r in rows))
+    epochs = max(len(r["skip_share"]) for r in rows)
+    marks = sorted({*range(every, epochs + 1, every), 1, epochs})
+    print("\n| remedy (mean of seeds) | " + " | ".join(f"ep. {e}" for e in marks) + " |")
+    print("| --- |" + " --- |" * len(marks))
+    for robust in remedies:
+        mine = [r for r in rows if r["robust"] == robust]
+        for key, label in (("skip_share", "skip"), ("parameter_free_share", "param.-free")):
+            means = [sum(r[key][min(e, len(r[key])) - 1] for r in mine) / len(mine) for e in marks]
+            print(f"| {robust}, {label} | " + " | ".join(f"{m:.2f}" for m in means) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=10)
@@ -103,7 +134,12 @@ def main() -> None:
     parser.add_argument("--cells", type=int, default=1, help="nb201 cells_per_stage")
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--table", nargs="+", default=None, help="print tables of JSON outputs")
+    parser.add_argument("--every", type=int, default=5, help="epochs between table columns")
     args = parser.parse_args()
+    if args.table:
+        table(args.table, args.every)
+        return
     torch.set_num_threads(1)
     if args.smoke:
         args.epochs, args.seeds, args.standalone_epochs = 3, [0], 0.2

@@ -8,6 +8,8 @@ from typer.testing import CliRunner
 
 from hwnas.cli import app
 from hwnas.errors import ConfigError
+from hwnas.objectives.base import parse_objective
+from hwnas.search import make_strategy
 from hwnas.search.supernet.cell import CellSupernet, MixedEdge
 from hwnas.search.supernet.cells import CellClassificationTask, cell_counted_terms
 from hwnas.search.supernet.costs import CostSet
@@ -129,6 +131,18 @@ def test_training_uses_the_skip_and_scoring_and_hand_off_do_not(digits, tmp_path
         network.train(mode)
         with torch.no_grad():
             assert torch.equal(resumed.model(x, weights, active), network(x)), mode
+
+
+def test_snas_trains_with_the_skip_too(digits):
+    space, trainer = _trainer(digits, epochs=2, relaxation="gumbel", robust_beta=0.5)
+    seen: list[float] = []
+    trainer.model.net.register_forward_pre_hook(lambda m, args: seen.append(m.aux_skip))
+    trainer.train()
+    assert seen[0] == 0.5 and 0 < min(seen) < 0.5 and trainer.model.aux_skip == 0.0
+    error = [parse_objective("error")]
+    options = {"robust": "darts-minus", "robust_beta": 0.5}
+    strategy = make_strategy("snas", space=space, objectives=error, options=options)
+    assert (strategy.robust, strategy.robust_beta) == ("darts-minus", 0.5)
 
 
 def test_darts_minus_needs_the_cell_space_and_a_sane_beta(digits):
