@@ -176,6 +176,7 @@ class SupernetStrategy(Strategy):
         self._queue: list[Candidate] | None = None
         self._ranked: dict[str, tuple[float, float]] = {}
         self.robust, self.robust_epsilon = "none", 0.3  # a collapse remedy (darts, snas)
+        self.robust_beta = 1.0  # robust=darts-minus
         self.es_window, self.es_ratio = 2, 0.75  # robust=hessian-es
         self.trainer: SupernetTrainer | None = None
         self._cost_seconds = 0.0
@@ -334,6 +335,7 @@ class SupernetStrategy(Strategy):
             seed=self.seed,
             robust=self.robust,
             robust_epsilon=self.robust_epsilon,
+            robust_beta=self.robust_beta,
             theta_heads=self.theta_heads,
             es_window=self.es_window,
             es_ratio=self.es_ratio,

@@ -10,6 +10,11 @@ Operations whose weight is exactly zero are not run, so a one-hot row runs only 
 operation (ENAS, GDAS, path sampling) and a soft row runs them all (DARTS, SNAS). With one-hot
 weights the supernet computes exactly ``NB201Space.build(genotype)`` loaded with
 :meth:`CellSupernet.extract_state` (bit for bit, in train and eval mode; tested).
+
+``CellSupernet.aux_skip`` (DARTS-'s auxiliary skip, :mod:`hwnas.search.supernet.robust`) adds
+``aux_skip * x`` to every edge's output; it is 0 (nothing added) except inside the supernet
+trainer's weight and theta steps of ``robust=darts-minus``. It is a plain float, not a buffer,
+so it never enters a ``state_dict``.
 """
 
 from __future__ import annotations
@@ -37,13 +42,17 @@ class MixedEdge(nn.Module):
         self.ops = nn.ModuleList(make_op(op, channels) for op in OPS)
 
     def forward(
-        self, x: torch.Tensor, weights: torch.Tensor, active: Sequence[int]
+        self, x: torch.Tensor, weights: torch.Tensor, active: Sequence[int], beta: float = 0.0
     ) -> torch.Tensor:
+        """``sum_j weights[j] * op_j(x)`` over ``active``, plus ``beta * x`` (DARTS-'s auxiliary
+        skip) when ``beta`` is not 0."""
         out: torch.Tensor | None = None
         for j in active:
             term = weights[j] * self.ops[j](x)
             out = term if out is None else out + term
         assert out is not None, "an edge needs at least one operation with a non-zero weight"
+        if beta:  # exactly 0 adds nothing, so one-hot paths stay bit-for-bit stand-alone
+            out = out + beta * x
         return out
 
 
@@ -59,14 +68,18 @@ class MixedCell(nn.Module):
         ]
 
     def forward(
-        self, x: torch.Tensor, weights: torch.Tensor, active: Sequence[Sequence[int]]
+        self,
+        x: torch.Tensor,
+        weights: torch.Tensor,
+        active: Sequence[Sequence[int]],
+        beta: float = 0.0,
     ) -> torch.Tensor:
         nodes = [x]
         for inputs in self.node_inputs:
             k0, s0 = inputs[0]
-            total = self.layers[k0](nodes[s0], weights[k0], active[k0])
+            total = self.layers[k0](nodes[s0], weights[k0], active[k0], beta)
             for k, src in inputs[1:]:
-                total = total + self.layers[k](nodes[src], weights[k], active[k])
+                total = total + self.layers[k](nodes[src], weights[k], active[k], beta)
             nodes.append(total)
         return nodes[-1]
 
@@ -85,6 +98,7 @@ class CellSupernet(nn.Module):
     ) -> None:
         super().__init__()
         self.space = NB201Space(channels=channels, cells_per_stage=cells_per_stage)
+        self.aux_skip = 0.0  # DARTS-'s auxiliary skip weight (module docstring)
         add_skeleton(
             self,
             MixedCell,
@@ -114,7 +128,10 @@ class CellSupernet(nn.Module):
             raise ValueError(f"edge_weights rows {empty} are all zero; every edge needs an op")
         x = self.stem(x)
         for cell in self.cells:
-            x = cell(x, edge_weights, active) if isinstance(cell, MixedCell) else cell(x)
+            if isinstance(cell, MixedCell):
+                x = cell(x, edge_weights, active, self.aux_skip)
+            else:
+                x = cell(x)
         x = self.global_pooling(self.lastact(x))
         return self.classifier(x.flatten(1))
 

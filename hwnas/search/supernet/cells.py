@@ -60,6 +60,15 @@ class CellSupernetAdapter(nn.Module):
     def num_choices(self) -> list[int]:
         return [len(OPS)] * len(EDGES)
 
+    @property
+    def aux_skip(self) -> float:
+        """DARTS-'s auxiliary skip weight of every edge (0 outside darts-minus training)."""
+        return float(self.net.aux_skip)
+
+    @aux_skip.setter
+    def aux_skip(self, beta: float) -> None:
+        self.net.aux_skip = float(beta)
+
     def forward(
         self,
         x: torch.Tensor,

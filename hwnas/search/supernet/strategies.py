@@ -83,6 +83,7 @@ class _PenaltySearch(SupernetStrategy):
         lambdas: Sequence[float] = (0.0, 0.1, 0.3, 1.0, 3.0),
         robust: str = "none",
         robust_epsilon: float = 0.3,
+        robust_beta: float = 1.0,
         es_window: int = 2,
         es_ratio: float = 0.75,
         **common: Any,
@@ -96,12 +97,23 @@ class _PenaltySearch(SupernetStrategy):
         if robust not in ROBUST:
             raise ValueError(
                 f"robust must be one of {', '.join(ROBUST)} (sdarts-rs: SDARTS random "
-                f"smoothing; hessian-es: RobustDARTS's early stopping), got {robust!r}"
+                f"smoothing; hessian-es: RobustDARTS's early stopping; darts-minus: DARTS-'s "
+                f"decaying auxiliary skip), got {robust!r}"
+            )
+        from hwnas.spaces.nb201 import NB201Space
+
+        if robust == "darts-minus" and not isinstance(self.space, NB201Space):
+            raise ValueError(
+                "robust=darts-minus adds a skip to every edge and needs --space nb201 (mobilenet "
+                "layers change shape); use robust=sdarts-rs or hessian-es there"
             )
         self.robust = robust
         self.robust_epsilon = _number("robust_epsilon", robust_epsilon, positive=True)
         if self.robust_epsilon > 1:
             raise ValueError(f"robust_epsilon must be in (0, 1], got {self.robust_epsilon}")
+        self.robust_beta = _number("robust_beta", robust_beta, positive=True)
+        if self.robust_beta > 10:
+            raise ValueError(f"robust_beta must be in (0, 10] (DARTS-: 1), got {robust_beta!r}")
         self.es_window = _whole("es_window", es_window, low=1)  # type: ignore[assignment]
         self.es_ratio = _number("es_ratio", es_ratio)
         if not 0 < self.es_ratio < 1:

@@ -35,7 +35,13 @@ from hwnas.search.supernet.costs import CostSet
 from hwnas.search.supernet.hessian import EarlyStop, dominant_eigenvalue
 from hwnas.search.supernet.losses import HeadLoss
 from hwnas.search.supernet.relax import PATHS, RELAXATIONS, relax
-from hwnas.search.supernet.robust import ROBUST, perturb, robust_epsilon
+from hwnas.search.supernet.robust import (
+    ROBUST,
+    auxiliary_skip,
+    darts_minus_beta,
+    perturb,
+    robust_epsilon,
+)
 from hwnas.search.supernet.tasks import SupernetTask
 from hwnas.types import Genotype
 
@@ -62,6 +68,7 @@ class SupernetSettings:
     seed: int = 0
     robust: str = "none"
     robust_epsilon: float = 0.3
+    robust_beta: float = 1.0
     theta_heads: str = "all"
     es_window: int = 2
     es_ratio: float = 0.75
@@ -98,6 +105,8 @@ class SupernetSettings:
             raise ConfigError(f"robust must be one of {', '.join(ROBUST)}, not {self.robust!r}")
         if not 0 < self.robust_epsilon <= 1:
             raise ConfigError(f"robust_epsilon must be in (0, 1], not {self.robust_epsilon!r}")
+        if not 0 < self.robust_beta <= 10:
+            raise ConfigError(f"robust_beta must be in (0, 10], not {self.robust_beta!r}")
         if isinstance(self.es_window, bool) or not isinstance(self.es_window, int):
             raise ConfigError(f"es_window must be a whole number >= 1, not {self.es_window!r}")
         if self.es_window < 1 or not 0 < self.es_ratio < 1:
@@ -159,6 +168,11 @@ class SupernetTrainer:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(settings.seed)
             self.model = task.make_supernet().to(self.device)
+        if settings.robust == "darts-minus" and not hasattr(self.model, "aux_skip"):
+            raise ConfigError(
+                "robust=darts-minus adds a skip to every edge and needs the nb201 cell space "
+                "(mobilenet layers change shape); use robust=sdarts-rs or hessian-es there"
+            )
         self.theta = [
             [torch.zeros(n, device=self.device, requires_grad=True) for n in self.model.num_choices]
             for _ in self.heads
@@ -178,6 +192,7 @@ class SupernetTrainer:
         self.epoch = 0
         self.train_seconds = 0.0
         self._epsilon = 0.0
+        self._beta = 0.0  # DARTS-'s auxiliary skip of the current step (robust=darts-minus)
         if settings.robust == "hessian-es":
             self.early = EarlyStop(len(self.heads), settings.es_window, settings.es_ratio)
         self.fingerprint = self._fingerprint()
@@ -288,6 +303,8 @@ class SupernetTrainer:
             torch.manual_seed(seed + 3)  # dropout
             self.model.train()
             for step in range(steps):
+                self._beta = darts_minus_beta(s.robust, s.robust_beta, epoch, step / steps,
+                                              warmup=s.warmup_epochs, epochs=s.epochs)  # fmt: skip
                 started = time.perf_counter()
                 losses.append(self._weight_step(next(weights_batches), step, tau, noise))
                 split = time.perf_counter()
@@ -296,6 +313,7 @@ class SupernetTrainer:
                     arch_losses.append(self._theta_step(next(arch_batches), tau, noise, turn))
                 weight_s += split - started
                 theta_s += time.perf_counter() - split
+            self._beta = 0.0
             hessian = self._early_stop(epoch) if self.early is not None and searching else None
         return {
             "epoch": epoch + 1,
@@ -305,6 +323,7 @@ class SupernetTrainer:
             "arch_loss": float(np.mean(arch_losses)) if arch_losses else None,
             "weight_step_s": round(weight_s, 3),
             "theta_step_s": round(theta_s, 3),
+            **({"aux_skip": round(self._beta_at(epoch), 6)} if s.robust == "darts-minus" else {}),
             **({"hessian_eigenvalues": hessian} if hessian is not None else {}),
             "heads": self.head_summaries(),
         }
@@ -323,7 +342,8 @@ class SupernetTrainer:
         mix = r.mix
         if self._epsilon > 0:  # SDARTS-RS: train the weights for a neighbourhood of theta
             mix = perturb(r.mix, r.active, self._epsilon, noise)
-        loss = self.task.loss(self.model(x, mix, r.active), y)
+        with auxiliary_skip(self.model, self._beta):  # DARTS-: 0 unless robust=darts-minus
+            loss = self.task.loss(self.model(x, mix, r.active), y)
         self.opt_w.zero_grad(set_to_none=True)
         loss.backward()
         if self.settings.grad_clip is not None:
@@ -346,7 +366,7 @@ class SupernetTrainer:
             pairs = [pairs[h] for h in self.early.active]
         if self.settings.theta_heads == "rotate":  # one head per step, in turn: 1/heads the time
             pairs = [pairs[turn % len(pairs)]]
-        with _frozen(self.model):
+        with _frozen(self.model), auxiliary_skip(self.model, self._beta):
             for head, objective in pairs:
                 r = relax(head, kind=self.settings.relaxation, paths=self.settings.paths,
                           temperature=tau, generator=noise)  # fmt: skip
@@ -358,6 +378,12 @@ class SupernetTrainer:
                 self.opt_t.step()
                 total += self._finite(loss, "architecture")
         return total / len(pairs)
+
+    def _beta_at(self, epoch: int) -> float:
+        """DARTS-'s auxiliary skip weight at the start of ``epoch`` (for the epoch event)."""
+        s = self.settings
+        return darts_minus_beta(s.robust, s.robust_beta, epoch, 0.0,
+                                warmup=s.warmup_epochs, epochs=s.epochs)  # fmt: skip
 
     def _early_stop(self, epoch: int) -> list[float | None]:
         """RobustDARTS's rule after search epoch ``epoch``: each searching head's dominant
