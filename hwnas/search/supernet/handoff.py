@@ -3,11 +3,7 @@
 Two hand-offs (option ``handoff``):
 
 ``bands`` (the default): the range of the combined cost, from the cheapest to the dearest
-architecture, is cut into one band per candidate, in equal steps of the cost's logarithm:
-accuracy tends to grow with the logarithm of a network's size, not with the size, so the
-cheap end, where it changes fastest, gets more candidates (equal steps of the cost put half
-of the nb201 candidates above 56 k parameters, where errors on digits had stopped falling).
-For each band, the head whose learned
+architecture, is cut into one band per candidate. For each band, the head whose learned
 distribution expects the nearest cost is *tilted* towards the band's centre,
 ``q_l(j) ~ p_l(j) exp(-lambda c_l(j))`` with ``lambda`` found by bisection so that the expected
 cost is the centre (a hardware-penalty weight per band, applied after training: the head's
@@ -29,7 +25,6 @@ spread.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -189,19 +184,12 @@ class Pool:
         self.seen = set(seen)
         self.functions: set[str] = set()
         self.members: list[tuple[Genotype, dict[str, Any]]] = []
-        low, high = costs.normalised_bounds()  # the combined cost is >= 1 (module docstring)
-        self._log_low = math.log(low)
-        self._log_span = max(math.log(high) - self._log_low, 1e-12)
+        low, high = costs.normalised_bounds()
+        self._low, self._span = low, max(high - low, 1e-12)
 
     def fraction(self, indices: Sequence[int]) -> float:
-        """How far ``indices``'s combined cost lies from the cheapest (0) to the dearest (1),
-        on a log scale."""
-        cost = self.costs.normalised_exact(indices)
-        return (math.log(max(cost, 1e-12)) - self._log_low) / self._log_span
-
-    def cost_at(self, fraction: float) -> float:
-        """The combined cost at ``fraction`` of the way on :meth:`fraction`'s log scale."""
-        return math.exp(self._log_low + fraction * self._log_span)
+        """How far ``indices``'s combined cost lies from the cheapest (0) to the dearest (1)."""
+        return (self.costs.normalised_exact(indices) - self._low) / self._span
 
     def add(
         self, indices: Sequence[int], probs: Sequence[np.ndarray], info: dict[str, Any]
@@ -264,7 +252,7 @@ class Pool:
         expected = [fixed + _expected(p, layer_costs) for p in heads]
         tilts = []
         for b in range(bands):
-            centre = self.cost_at((b + 0.5) / bands)
+            centre = self._low + self._span * (b + 0.5) / bands
             h = int(np.argmin([abs(e - centre) for e in expected]))
             tilted, lam = tilt_to(heads[h], layer_costs, centre - fixed)
             info = {"head": h, "tradeoff": tradeoffs[h], "band": b, "tilt": round(lam, 6)}
