@@ -4,6 +4,7 @@ import itertools
 
 import pytest
 import torch
+from supernet_helpers import CELL, cell_trainer
 from typer.testing import CliRunner
 
 from hwnas.cli import app
@@ -11,17 +12,12 @@ from hwnas.errors import ConfigError
 from hwnas.objectives.base import parse_objective
 from hwnas.search import make_strategy
 from hwnas.search.supernet.cell import CellSupernet, MixedEdge
-from hwnas.search.supernet.cells import CellClassificationTask, cell_counted_terms
 from hwnas.search.supernet.costs import CostSet
 from hwnas.search.supernet.losses import PenaltyLoss
 from hwnas.search.supernet.ranking import oneshot_accuracies
 from hwnas.search.supernet.robust import auxiliary_skip, darts_minus_beta
 from hwnas.search.supernet.trainer import SupernetSettings, SupernetTrainer
-from hwnas.spaces import make_space
-from hwnas.training.settings import TrainSettings
 
-CELL = {"channels": 4, "cells_per_stage": 1}
-DIGITS = (1, 16, 16)
 MIXED = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|"
 
 
@@ -75,19 +71,8 @@ def test_a_mixed_edge_adds_beta_times_its_input():
 
 
 def _trainer(digits, robust="darts-minus", checkpoint_dir=None, **settings):
-    space = make_space("nb201", CELL)
-    task = CellClassificationTask(
-        space=space, data=digits,
-        settings=TrainSettings(batch_size=32, data_fraction=0.2, lr=0.05),
-    )  # fmt: skip
-    costs = CostSet(cell_counted_terms(space, ["params"], num_classes=10, input_shape=DIGITS))
-    options = {"epochs": 3, "warmup_epochs": 1, "relaxation": "softmax", "theta_lr": 0.2,
-               "robust": robust, "seed": 2, **settings}  # fmt: skip
-    trainer = SupernetTrainer(
-        task=task, costs=costs, heads=[PenaltyLoss(0.0)], settings=SupernetSettings(**options),
-        checkpoint_dir=checkpoint_dir,
-    )  # fmt: skip
-    return space, trainer
+    options = {"epochs": 3, "warmup_epochs": 1, "robust": robust, "seed": 2, **settings}
+    return cell_trainer(digits, data_fraction=0.2, checkpoint_dir=checkpoint_dir, **options)
 
 
 def test_training_uses_the_skip_and_scoring_and_hand_off_do_not(digits, tmp_path):

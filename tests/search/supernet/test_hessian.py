@@ -2,16 +2,9 @@
 
 import pytest
 import torch
+from supernet_helpers import cell_trainer
 
-from hwnas.search.supernet.cells import CellClassificationTask, cell_counted_terms
-from hwnas.search.supernet.costs import CostSet
 from hwnas.search.supernet.hessian import EarlyStop, dominant_eigenvalue
-from hwnas.search.supernet.losses import PenaltyLoss
-from hwnas.search.supernet.trainer import SupernetSettings, SupernetTrainer
-from hwnas.spaces import make_space
-from hwnas.training.settings import TrainSettings
-
-CELL = {"channels": 4, "cells_per_stage": 1}
 
 
 def _quadratic(eigenvalues):
@@ -66,19 +59,12 @@ def test_the_rule_stops_when_the_windowed_eigenvalue_grows_and_returns_the_earli
 
 
 def _trainer(digits, tmp_path, epochs, **settings):
-    space = make_space("nb201", CELL)
-    task = CellClassificationTask(
-        space=space, data=digits,
-        settings=TrainSettings(batch_size=32, data_fraction=0.3, lr=0.05),
-    )  # fmt: skip
-    costs = CostSet(cell_counted_terms(space, ["params"], num_classes=10, input_shape=(1, 16, 16)))
-    options = {"epochs": epochs, "warmup_epochs": 1, "relaxation": "softmax", "theta_lr": 0.5,
-               "robust": "hessian-es", **settings}  # fmt: skip
     log: list = []
-    trainer = SupernetTrainer(
-        task=task, costs=costs, heads=[PenaltyLoss(0.0), PenaltyLoss(1.0)],
-        settings=SupernetSettings(**options), checkpoint_dir=tmp_path / "supernet",
-        log=lambda kind, **data: log.append((kind, data)),
+    options = {"epochs": epochs, "warmup_epochs": 1, "theta_lr": 0.5, "robust": "hessian-es",
+               **settings}  # fmt: skip
+    _, trainer = cell_trainer(
+        digits, lambdas=(0.0, 1.0), checkpoint_dir=tmp_path / "supernet",
+        log=lambda kind, **data: log.append((kind, data)), **options,
     )  # fmt: skip
     return trainer, log
 

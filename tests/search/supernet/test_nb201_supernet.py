@@ -5,6 +5,7 @@ import sqlite3
 
 import pytest
 import torch
+from supernet_helpers import CELL, DIGITS, cell_trainer
 
 from hwnas.api import search
 from hwnas.devices import load_device
@@ -12,22 +13,15 @@ from hwnas.errors import ConfigError
 from hwnas.objectives.base import parse_objective
 from hwnas.search import make_strategy
 from hwnas.search.supernet.cells import (
-    CellClassificationTask,
     cell_counted_terms,
     table_latency_term,
 )
-from hwnas.search.supernet.costs import CostSet
-from hwnas.search.supernet.losses import PenaltyLoss
 from hwnas.search.supernet.ranking import oneshot_accuracies
-from hwnas.search.supernet.trainer import SupernetSettings, SupernetTrainer
 from hwnas.spaces import make_space
 from hwnas.spaces.nb201 import EDGES, OPS
-from hwnas.training.settings import TrainSettings
 from hwnas.types import TrialState
 
-CELL = {"channels": 4, "cells_per_stage": 1}
 QUICK = {"epochs": 0.5, "batch_size": 32, "data_fraction": 0.3, "lr": 0.05, "train_device": "cpu"}
-DIGITS = (1, 16, 16)
 
 
 def _events(run_dir, kind):
@@ -37,16 +31,7 @@ def _events(run_dir, kind):
 
 
 def _trainer(digits, **settings):
-    space = make_space("nb201", CELL)
-    task = CellClassificationTask(
-        space=space, data=digits,
-        settings=TrainSettings(batch_size=32, data_fraction=0.3, lr=0.05),
-    )  # fmt: skip
-    costs = CostSet(cell_counted_terms(space, ["params"], num_classes=10, input_shape=DIGITS))
-    options = {"epochs": 1, "relaxation": "softmax", "theta_lr": 0.2, **settings}
-    return space, SupernetTrainer(
-        task=task, costs=costs, heads=[PenaltyLoss(0.0)], settings=SupernetSettings(**options)
-    )
+    return cell_trainer(digits, epochs=1, **settings)
 
 
 def test_per_edge_params_and_macs_are_exact_for_any_cell():
